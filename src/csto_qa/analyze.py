@@ -57,3 +57,15 @@ def words(text: str) -> list[str]:
 
 def stems(text: str, lang: str) -> list[str]:
     return _stemmer(lang).stemWords(words(text))
+
+
+def stem(word: str, lang: str) -> str:
+    return _stemmer(lang).stemWord(word)
+
+
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
+
+
+def lexicon(text: str) -> set[str]:
+    """The text's distinct content words, lower-cased with their accents (for the term bridge)."""
+    return {w for w in map(str.casefold, _LETTERS.findall(text)) if _plain(w) not in STOPWORDS}

@@ -3,8 +3,13 @@
 Layout of the index folder:
     CURRENT              name of the live generation; replaced atomically at the end of a build
     gen-<id>/            one complete index: manifest.json (with a checksum of every other file),
-                         documents.json, spans.npz, chunks.faiss, sentences.npy, bm25/
+                         documents.json, spans.npz, chunks.faiss (chunk vectors),
+                         contexts.faiss (each sentence with the one before it), sentences.npy
+                         (each sentence alone, for scoring evidence), hubness.npy (see _hubness),
+                         bm25/ (over chunks),
+                         lexicon.json + lexicon.faiss (the corpus's words, embedded one by one)
     cache/<key>/<sha>.npz  per-file vectors, so a rebuild embeds only added or changed files
+    cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
 
 A build writes a new generation aside and only then points CURRENT at it, so a crash at any
@@ -35,7 +40,7 @@ from .load import LoadError, corpus_files, file_digest, load_file
 from .split import SplitSettings, chunk_spans, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 4
 EMBED_BATCH = 32
 
 
@@ -63,10 +68,15 @@ class Index:
     chunks: list[Chunk]
     sentences: list[Sentence]
     chunk_vectors: faiss.Index
+    context_vectors: faiss.Index
     sentence_vectors: np.ndarray
+    hubness: np.ndarray  # per sentence: (alone, in context), see _hubness
     bm25: bm25s.BM25
+    lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
+    lexicon_vectors: faiss.Index
     lang: str
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
+    sentence_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first chunk holding each
 
     def chunk_text(self, i: int) -> str:
         c = self.chunks[i]
@@ -173,9 +183,15 @@ def _document(rec: dict) -> Document:
     )
 
 
-def _passage_text(doc: Document, start: int, end: int) -> str:
-    """What is embedded for a chunk: the title gives an out-of-context chunk its subject."""
-    return f"{doc.title}\n{doc.text[start:end]}"
+def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
+    """Each sentence preceded by the previous one of its paragraph: an answer sentence often names
+    its subject only in the sentence before ("La prochaine réunion de ce type aura lieu...")."""
+    out = []
+    for i, (s, e) in enumerate(spans):
+        prev = spans[i - 1] if i else None
+        same_paragraph = prev is not None and "\n" not in doc.text[prev[1] : s]
+        out.append(doc.text[prev[0] : e] if same_paragraph else doc.text[s:e])
+    return out
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSettings = SplitSettings(),
@@ -214,7 +230,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         per_file: list[dict] = []
         todo = []
         for doc in docs:
-            cached = cache / f"{doc.sha256}.npz"
+            cached = cache / f"{_text_key(doc)}.npz"
             if cached.exists():
                 try:
                     with np.load(cached) as z:
@@ -232,24 +248,41 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             cspans = np.array(chunk_spans(doc.text, settings), dtype=np.int64).reshape(-1, 2)
             sspans = np.array(sentence_spans(doc.text), dtype=np.int64).reshape(-1, 2)
             plans[i] = (cspans, sspans)
-            n_texts += len(cspans) + len(sspans)
+            n_texts += len(cspans) + 2 * len(sspans)
+        words = sorted(set().union(*(analyze.lexicon(d.text) for d in docs)))
+        known_words = _read_lexicon(cache)
+        new_words = [w for w in words if w not in known_words]
+        n_texts += len(new_words)
         if todo:
             log(f"embedding {len(todo)} file(s) with {embedder.identity}")
         with tqdm(total=n_texts, unit="text", desc="embedding", disable=not progress or not n_texts) as bar:
             for i in todo:
                 doc = docs[i]
                 cspans, sspans = plans[i]
-                cvec = _embed(embedder, [_passage_text(doc, s, e) for s, e in cspans], bar)
-                svec = _embed(embedder, [doc.text[s:e] for s, e in sspans], bar)
-                entry = {"chunk_spans": cspans, "chunk_vectors": cvec,
-                         "sentence_spans": sspans, "sentence_vectors": svec}
+                entry = {
+                    "chunk_spans": cspans,
+                    "chunk_vectors": _embed(embedder, [doc.text[s:e] for s, e in cspans], bar),
+                    "sentence_spans": sspans,
+                    "sentence_vectors": _embed(embedder, [doc.text[s:e] for s, e in sspans], bar),
+                    "context_vectors": _embed(embedder, _contexts(doc, sspans), bar),
+                }
                 buf = _npz_bytes(entry)
-                _write_atomic(cache / f"{doc.sha256}.npz", buf)  # kept at once: an interrupted build loses no work
+                _write_atomic(cache / f"{_text_key(doc)}.npz", buf)  # kept at once: an interrupted build loses no work
                 per_file[i] = entry
+            if new_words:
+                # words are embedded as queries: the bridge compares them with a question's words
+                vectors = np.zeros((len(new_words), embedder.dim), dtype=np.float32)
+                for j in range(0, len(new_words), EMBED_BATCH):
+                    vectors[j : j + EMBED_BATCH] = embedder.embed_queries(new_words[j : j + EMBED_BATCH])
+                    bar.update(len(new_words[j : j + EMBED_BATCH]))
+                known_words.update(zip(new_words, vectors))
+        lexicon = {w: known_words[w] for w in words}
+        _write_atomic(cache / "lexicon.npz", _npz_bytes({"words": np.array(words, dtype=str),
+                                                          "vectors": _stack(list(lexicon.values()), embedder.dim)}))
 
-        gen = _write_generation(index_dir, docs, per_file, states, problems, embedder, settings)
+        gen = _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings)
         _write_atomic(index_dir / "CURRENT", gen.encode())
-        _collect_garbage(index_dir, gen, key, {d.sha256 for d in docs})
+        _collect_garbage(index_dir, gen, key, {_text_key(d) for d in docs})
         return BuildReport(
             files=len(docs), embedded_files=[docs[i].source for i in todo], reused_files=len(docs) - len(todo),
             chunks=sum(len(p["chunk_spans"]) for p in per_file),
@@ -257,6 +290,23 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             problems={k: v["reason"] for k, v in problems.items()}, seconds=time.perf_counter() - t0,
             generation=gen,
         )
+
+
+def _text_key(doc: Document) -> str:
+    """Cache entries are keyed by the loaded text, not the file: a loader change re-embeds."""
+    return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+
+
+def _read_lexicon(cache: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(cache / "lexicon.npz") as z:
+            return dict(zip(z["words"].tolist(), z["vectors"]))
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
 
 
 def _npz_bytes(arrays: dict) -> bytes:
@@ -274,23 +324,31 @@ def _corpus_lang(docs: list[Document]) -> str:
     return max(weight, key=weight.get) if weight else "fr"
 
 
-def _write_generation(index_dir, docs, per_file, states, problems, embedder, settings) -> str:
+def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings) -> str:
     gen = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
     tmp = index_dir / f".{gen}.tmp"
     tmp.mkdir(parents=True)
     chunks = [(d, int(s), int(e)) for d, p in enumerate(per_file) for s, e in p["chunk_spans"]]
     sentences = [(d, int(s), int(e)) for d, p in enumerate(per_file) for s, e in p["sentence_spans"]]
     dim = embedder.dim
-    cvec = np.concatenate([p["chunk_vectors"] for p in per_file]) if per_file else np.zeros((0, dim), np.float32)
-    svec = np.concatenate([p["sentence_vectors"] for p in per_file]) if per_file else np.zeros((0, dim), np.float32)
+
+    def stacked(key):
+        return np.concatenate([p[key] for p in per_file]) if per_file else np.zeros((0, dim), np.float32)
 
     (tmp / "documents.json").write_text(json.dumps([_document_record(d) for d in docs], ensure_ascii=False))
     np.savez(tmp / "spans.npz", chunks=np.array(chunks, dtype=np.int64).reshape(-1, 3),
              sentences=np.array(sentences, dtype=np.int64).reshape(-1, 3))
+    for name, key in (("chunks.faiss", "chunk_vectors"), ("contexts.faiss", "context_vectors")):
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(np.ascontiguousarray(stacked(key), dtype=np.float32))
+        faiss.write_index(flat, str(tmp / name))
+    np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
+    np.save(tmp / "hubness.npy", np.stack([_hubness(stacked("sentence_vectors")),
+                                           _hubness(stacked("context_vectors"))], axis=1).reshape(-1, 2))
+    (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False))
     flat = faiss.IndexFlatIP(dim)
-    flat.add(np.ascontiguousarray(cvec, dtype=np.float32))
-    faiss.write_index(flat, str(tmp / "chunks.faiss"))
-    np.save(tmp / "sentences.npy", svec.astype(np.float16))  # half precision: ranks unchanged, half the RAM
+    flat.add(_stack(list(lexicon.values()), dim))
+    faiss.write_index(flat, str(tmp / "lexicon.faiss"))
 
     lang = _corpus_lang(docs)
     corpus_tokens = [analyze.stems(docs[d].text[s:e], lang) or [""] for d, s, e in chunks]
@@ -323,6 +381,23 @@ def _write_generation(index_dir, docs, per_file, states, problems, embedder, set
     return gen
 
 
+HUB_NEIGHBOURS = 10
+
+
+def _hubness(vectors: np.ndarray) -> np.ndarray:
+    """Mean similarity of each vector to its nearest others. Sentences that sit close to everything
+    (a definition of the corpus's main subject, say) come close to every question too; subtracting
+    this term is CSLS (Conneau et al., 2018), the usual cure for such hubs."""
+    n = len(vectors)
+    if n < 2:
+        return np.zeros(n, dtype=np.float32)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    k = min(HUB_NEIGHBOURS + 1, n)
+    sims, _ = flat.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+    return sims[:, 1:].mean(axis=1).astype(np.float32)  # column 0 is the vector itself
+
+
 def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> None:
     for entry in index_dir.iterdir():
         stale_gen = entry.name.startswith(("gen-", ".gen-")) and entry.name != live
@@ -333,7 +408,7 @@ def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> No
             shutil.rmtree(folder, ignore_errors=True)
             continue
         for f in folder.iterdir():
-            if f.stem not in shas:
+            if f.stem not in shas and f.name != "lexicon.npz":
                 f.unlink(missing_ok=True)
 
 
@@ -379,15 +454,22 @@ def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: s
         with np.load(gen / "spans.npz") as z:
             chunk_rows, sentence_rows = z["chunks"], z["sentences"]
         chunk_vectors = faiss.read_index(str(gen / "chunks.faiss"))
+        context_vectors = faiss.read_index(str(gen / "contexts.faiss"))
+        lexicon = json.loads((gen / "lexicon.json").read_text())
+        lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
         sentence_vectors = np.load(gen / "sentences.npy").astype(np.float32)
+        hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexProblem(f"index cannot be read ({type(exc).__name__})") from None
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
-    index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, sentence_vectors,
-                  retriever, manifest.get("lang", "fr"))
+    index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
+                  hubness, retriever, lexicon, lexicon_vectors, manifest.get("lang", "fr"))
     index.chunk_sentences = _overlaps(chunks, sentences)
+    index.sentence_chunk = np.full(len(sentences), -1, dtype=np.int64)
+    for c in reversed(range(len(chunks))):
+        index.sentence_chunk[list(index.chunk_sentences[c])] = c
     return index
 
 

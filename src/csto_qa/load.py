@@ -188,6 +188,7 @@ _MD_MARKUP = re.compile(r"^#{1,6}[ \t]+|\*\*|__|(?<!!)\[(?=[^\]\n]*\]\()|\]\([^)
 _FOOTNOTE = re.compile(r"(?<=[a-zà-öø-ÿ\)»”])\d{1,2}(?=[\s.,;:)–—]|$)")
 _LINE_BREAK = re.compile(r"[ \t]*\n[ \t]*(?=[^\n])")
 _TERMINAL = set(".!?…:;»\"”)")
+_NUMBERED = re.compile(r"\d{1,3}\s+[A-ZÀ-Ý]")
 
 
 def _hard_wrapped(text: str) -> bool:
@@ -211,6 +212,8 @@ def _join_wrap(m: re.Match) -> str:
         return m.group(0)
     if prev == "-" and nxt.islower():
         return ""
+    if _NUMBERED.match(text, m.end()):  # a footnote or numbered line starts here
+        return "\n"
     if prev not in _TERMINAL or nxt.islower():
         return " "
     return "\n"

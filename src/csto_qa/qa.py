@@ -6,9 +6,9 @@ import time
 import unicodedata
 from pathlib import Path
 
-from . import analyze, cite, lang
+from . import cite, lang
 from .embed import Embedder, create
-from .extract import ExtractSettings, Extractor, question_type, short_answer
+from .extract import ExtractSettings, Extractor
 from .index import Index, IndexProblem, build, open_index
 from .retrieve import MODES, Retriever
 from .split import SplitSettings
@@ -50,7 +50,7 @@ class QA:
     def __init__(self, index: Index, embedder: Embedder, extract: ExtractSettings = ExtractSettings()):
         self.index = index
         self.embedder = embedder
-        self.retriever = Retriever(index)
+        self.retriever = Retriever(index, embedder)
         self.extractor = Extractor(index, extract)
 
     @classmethod
@@ -78,23 +78,18 @@ class QA:
         timings = {}
 
         t = time.perf_counter()
-        qvec = self.embedder.embed_queries([text])[0]
-        stems = analyze.stems(text, self.index.lang)
+        query = self.retriever.query(text)
         timings["embed"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        hits = self.retriever.search(qvec, stems, k=max(k, self.extractor.settings.passages), mode=mode)
+        hits = self.retriever.search(query, k=max(k, self.extractor.settings.passages), mode=mode)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        evidence = self.extractor.evidence(hits, qvec, stems)
-        best = evidence[0] if evidence else None
+        found = self.extractor.extract(hits, query)
         answer = None
-        if best is not None and self.extractor.supported(best):
-            s = self.index.sentences[best.sentence]
-            doc = self.index.documents[s.doc]
-            quote = doc.text[s.start : s.end]
-            answer = cite.answer(doc, s.start, s.end, best.score, short_answer(quote, question_type(text), text))
+        if found is not None:
+            answer = cite.answer(self.index.documents[found.doc], found.start, found.end, found.score, found.short_answer)
         timings["extract"] = (time.perf_counter() - t) * 1000
 
         passages = []

@@ -1,19 +1,46 @@
-"""Step 5, retrieve: a question -> the best chunks, by dense vectors, BM25, or both fused.
+"""Step 5, retrieve: a question -> the best chunks, from three ranked lists fused.
 
-Fusion is reciprocal-rank fusion (Cormack et al., 2009): each list votes 1/(k + rank). It needs no
-score calibration between cosine similarities and BM25 scores, whose scales have nothing in common.
+- dense chunks: the chunk's vector against the question's (FAISS);
+- dense sentences: each sentence embedded with the one before it; a chunk gets its best sentence;
+- BM25 over chunks, on stemmed, accent-folded words.
+
+Fusion is weighted reciprocal-rank fusion (Cormack et al., 2009): a list votes w/(k + rank). It
+needs no calibration between cosine similarities and BM25 scores, whose scales have nothing in
+common. BM25's weight is scaled by the share of the question's words the corpus knows at all: an
+English question put to a French corpus leaves BM25 with a few stray words, which should not vote
+as much as a French question's full match.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import analyze
+from .embed import Embedder
 from .index import Index
 
 MODES = ("hybrid", "dense", "bm25")
-RRF_K = 60
+
+
+@dataclass(frozen=True)
+class RetrieveSettings:
+    rrf_k: int = 10  # lists are short (tens of candidates that matter): let the top ranks count
+    depth: int = 50  # how deep each list is read
+    w_chunks: float = 1.0
+    w_sentences: float = 0.5
+    w_bm25: float = 1.5
+    min_translation: float = 0.90  # word-to-word similarity (query: prefix on both) to accept a match
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    vector: np.ndarray
+    terms: list[str]  # stems, after bridging to the corpus vocabulary
+    known: float  # share of the question's words found in the corpus vocabulary
 
 
 @dataclass(frozen=True)
@@ -25,47 +52,118 @@ class Hit:
 
 
 class Retriever:
-    def __init__(self, index: Index, depth: int = 50):
+    def __init__(self, index: Index, embedder: Embedder, settings: RetrieveSettings = RetrieveSettings()):
         self.index = index
-        self.depth = depth
+        self.embedder = embedder
+        self.settings = settings
+        vocab = [t for t in index.bm25.vocab_dict if t] if getattr(index.bm25, "vocab_dict", None) else []
+        self._vocab = set(vocab)
+        self._by_initial: dict[str, list[str]] = {}
+        self._by_letters: dict[str, list[str]] = {}
+        for term in vocab:
+            self._by_initial.setdefault(term[0], []).append(term)
+            if 3 <= len(term) <= 5:
+                self._by_letters.setdefault("".join(sorted(term)), []).append(term)
 
-    def dense(self, query_vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity (inner product of unit vectors) of the ``depth`` nearest chunks; 0 elsewhere."""
+    def _spelling(self, term: str) -> list[str]:
+        """Corpus terms for a question's stem: the stem itself if the corpus has it; the same acronym
+        in the other language's order (CSTO/OTSC, NATO/OTAN), even when the corpus has both; else
+        names spelt a little differently (Bishkek/Bichkek, Tashkent/Tachkent)."""
+        found = [term] if term in self._vocab else []
+        if 3 <= len(term) <= 5:
+            found += [t for t in self._by_letters.get("".join(sorted(term)), []) if t != term][:2]
+        if not found and len(term) >= 5:
+            found = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=2, cutoff=0.8)
+        return found
+
+    def _translations(self, vectors: np.ndarray) -> list[list[str]]:
+        """Corpus terms for words the corpus does not use, by embedding: each word is matched with the
+        corpus's nearest words (summit -> sommet, troops -> troupes), kept only when very close."""
+        if not len(vectors) or not self.index.lexicon_vectors.ntotal:
+            return [[] for _ in range(len(vectors))]
+        sims, ids = self.index.lexicon_vectors.search(vectors.astype(np.float32), 2)
+        out = []
+        for row_sims, row_ids in zip(sims, ids):
+            words = [self.index.lexicon[i] for s, i in zip(row_sims, row_ids) if i >= 0 and s >= self.settings.min_translation]
+            terms = {analyze.stem(w, self.index.lang) for ws in map(analyze.words, words) for w in ws}
+            out.append([t for t in terms if t in self._vocab])
+        return out
+
+    def query(self, text: str) -> Query:
+        """Embed the question, and map its words to the corpus's terms for BM25 and coverage."""
+        words = analyze.words(text)
+        stems = [analyze.stem(w, self.index.lang) for w in words]
+        spelled = [self._spelling(s) for s in stems]
+        unknown = [w for w, found in zip(words, spelled) if not found and not w.isdigit()]
+        vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
+        translated = dict(zip(unknown, self._translations(vectors[1:])))
+        terms, known = [], 0
+        for word, found in zip(words, spelled):
+            found = found or translated.get(word, [])
+            terms.extend(found)
+            known += bool(found)
+        return Query(text, vectors[0], terms, known / len(words) if words else 0.0)
+
+    def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
         scores = np.zeros(n, dtype=np.float32)
         if n:
-            q = query_vector.reshape(1, -1).astype(np.float32)
-            sims, ids = self.index.chunk_vectors.search(q, min(n, self.depth))
+            sims, ids = self.index.chunk_vectors.search(q, min(n, self.settings.depth))
             scores[ids[0]] = sims[0]
         return scores
 
-    def similarity(self, query_vector: np.ndarray, chunk: int) -> float:
-        return float(self.index.chunk_vectors.reconstruct(chunk) @ query_vector)
+    def _dense_sentences(self, q: np.ndarray) -> np.ndarray:
+        """Per chunk, the similarity of its best sentence-in-context among the nearest ones."""
+        scores = np.zeros(len(self.index.chunks), dtype=np.float32)
+        n = self.index.context_vectors.ntotal
+        if n:
+            sims, ids = self.index.context_vectors.search(q, min(n, 4 * self.settings.depth))
+            for sim, sid in zip(sims[0][::-1], ids[0][::-1]):  # best last, so it wins
+                for c in self._chunks_of(int(sid)):
+                    scores[c] = max(scores[c], sim)
+        return scores
 
-    def lexical(self, query_stems: list[str]) -> np.ndarray:
-        n = len(self.index.chunks)
-        if not n or not query_stems:
-            return np.zeros(n, dtype=np.float32)
-        known = [t for t in query_stems if t in self.index.bm25.vocab_dict]
-        if not known:
-            return np.zeros(n, dtype=np.float32)
-        return np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
+    def _chunks_of(self, sentence: int) -> list[int]:
+        first = int(self.index.sentence_chunk[sentence])
+        if first < 0:
+            return []
+        out = [first]
+        nxt = first + 1
+        while nxt < len(self.index.chunks) and sentence in self.index.chunk_sentences[nxt]:
+            out.append(nxt)
+            nxt += 1
+        return out
 
-    def search(self, query_vector: np.ndarray, query_stems: list[str], k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def _bm25(self, terms: list[str]) -> np.ndarray:
+        if not terms or not len(self.index.chunks):
+            return np.zeros(len(self.index.chunks), dtype=np.float32)
+        return np.asarray(self.index.bm25.get_scores(terms), dtype=np.float32)
+
+    def _rrf(self, lists: list[tuple[np.ndarray, float]]) -> np.ndarray:
+        fused = np.zeros(len(self.index.chunks), dtype=np.float64)
+        for scores, weight in lists:
+            order = np.argsort(-scores, kind="stable")[: self.settings.depth]
+            order = order[scores[order] > 0]
+            fused[order] += weight / (self.settings.rrf_k + 1 + np.arange(len(order)))
+        return fused
+
+    def search(self, query: Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode '{mode}' (expected one of {', '.join(MODES)})")
-        dense = self.dense(query_vector)
-        lexical = self.lexical(query_stems)
-        if mode == "dense":
-            fused = dense
-        elif mode == "bm25":
-            fused = lexical
+        s = self.settings
+        q = query.vector.reshape(1, -1).astype(np.float32)
+        dense = self._dense_chunks(q)
+        lexical = self._bm25(query.terms)
+        if mode == "bm25":
+            fused = lexical.astype(np.float64)
         else:
-            fused = np.zeros_like(dense)
-            for scores in (dense, lexical):
-                order = np.argsort(-scores, kind="stable")[: self.depth]
-                ranked = order[scores[order] > 0] if scores is lexical else order
-                fused[ranked] += 1.0 / (RRF_K + 1 + np.arange(len(ranked)))
+            lists = [(dense, s.w_chunks), (self._dense_sentences(q), s.w_sentences)]
+            if mode == "hybrid":
+                lists.append((lexical, s.w_bm25 * query.known))
+            fused = self._rrf(lists)
         top = np.argsort(-fused, kind="stable")[:k]
-        return [Hit(int(i), float(fused[i]), float(dense[i]) or self.similarity(query_vector, int(i)),
+        return [Hit(int(i), float(fused[i]), float(dense[i]) or self._similarity(query.vector, int(i)),
                     float(lexical[i])) for i in top]
+
+    def _similarity(self, vector: np.ndarray, chunk: int) -> float:
+        return float(self.index.chunk_vectors.reconstruct(chunk) @ vector)
