@@ -33,6 +33,7 @@ class GoldItem:
     answerable: bool
     split: str = ""
     type: str = ""
+    kind: str = ""  # for unanswerable questions: "off_topic" or "near_miss" (on the corpus's subjects)
 
 
 def load_gold(path: Path) -> list[GoldItem]:
@@ -48,7 +49,7 @@ def load_gold(path: Path) -> list[GoldItem]:
             r = json.loads(line)
             items.append(GoldItem(str(r["id"]), r.get("lang", ""), r["question"], tuple(r.get("answers", [])),
                                   tuple(r.get("sources", [])), bool(r.get("answerable", True)),
-                                  r.get("split", ""), r.get("type", "")))
+                                  r.get("split", ""), r.get("type", ""), r.get("kind", "")))
         except (ValueError, KeyError, TypeError) as exc:
             raise GoldError(f"{path}:{n}: not a gold record ({type(exc).__name__}: {exc})") from None
     if not items:
@@ -103,7 +104,8 @@ class Evaluator:
             passages = [p.to_dict() for p in result.passages]
             records.append({
                 "id": item.id, "split": item.split, "lang": item.lang, "type": item.type,
-                "answerable": item.answerable, "correct": judge(item, result), "abstained": result.abstained,
+                "answerable": item.answerable, "kind": item.kind, "correct": judge(item, result),
+                "abstained": result.abstained,
                 "faithful": self.faithful(result),
                 "cited_gold_source": bool(result.answer and result.answer.source in item.sources),
                 "hit_rank": next((i for i, p in enumerate(passages, 1) if _passage_hit(p, item)), None),
@@ -134,6 +136,8 @@ def summarize(records: list[dict]) -> dict:
         "faithfulness": share(answered, lambda r: r["faithful"]) if answered else 1.0,
         "abstention_precision": share(abstained, lambda r: not r["answerable"]) if abstained else 1.0,
         "abstention_recall": share(unanswerable, lambda r: r["abstained"]),
+        "abstention_off_topic": share([r for r in unanswerable if r.get("kind") == "off_topic"], lambda r: r["abstained"]),
+        "abstention_near_miss": share([r for r in unanswerable if r.get("kind") == "near_miss"], lambda r: r["abstained"]),
         "false_abstention": share(answerable, lambda r: r["abstained"]),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
@@ -144,7 +148,7 @@ def summarize(records: list[dict]) -> dict:
 def table(columns: dict[str, dict]) -> str:
     """Metrics as rows, one column per part (dev, test, all...)."""
     names = list(columns)
-    keys = [k for k in (*SUMMARY_KEYS[:9], "false_abstention", *SUMMARY_KEYS[9:])]
+    keys = [*SUMMARY_KEYS[:10], "abstention_off_topic", "abstention_near_miss", "false_abstention", *SUMMARY_KEYS[10:]]
     width = max(len(k) for k in keys)
     lines = [f"{'metric':<{width}}  " + "  ".join(f"{n:>8}" for n in names)]
     lines.append("-" * len(lines[0]))

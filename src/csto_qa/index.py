@@ -7,7 +7,9 @@ Layout of the index folder:
                          contexts.faiss (each sentence with the one before it), sentences.npy
                          (each sentence alone, for scoring evidence), hubness.npy (see _hubness),
                          bm25/ (over chunks),
-                         lexicon.json + lexicon.faiss (the corpus's words, embedded one by one)
+                         lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
+                         background.npy (their mean direction: what a question about nothing in
+                         particular looks like to this corpus)
     cache/<key>/<sha>.npz  per-file vectors, so a rebuild embeds only added or changed files
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
@@ -40,7 +42,8 @@ from .load import LoadError, corpus_files, file_digest, load_file
 from .split import SplitSettings, chunk_spans, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # of the index folder; a change forces a rebuild
+VECTORS_VERSION = 1  # of what is embedded for a file; a change forces re-embedding
 EMBED_BATCH = 32
 
 
@@ -74,6 +77,7 @@ class Index:
     bm25: bm25s.BM25
     lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
     lexicon_vectors: faiss.Index
+    background: np.ndarray
     lang: str
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
     sentence_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first chunk holding each
@@ -104,7 +108,7 @@ def _scan(corpus: Path) -> list[Path]:
 
 
 def _cache_key(embedder_identity: str, settings: SplitSettings) -> str:
-    spec = json.dumps([FORMAT_VERSION, embedder_identity, settings.to_dict()], sort_keys=True)
+    spec = json.dumps([VECTORS_VERSION, embedder_identity, settings.to_dict()], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -347,8 +351,11 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
                                            _hubness(stacked("context_vectors"))], axis=1).reshape(-1, 2))
     (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False))
     flat = faiss.IndexFlatIP(dim)
-    flat.add(_stack(list(lexicon.values()), dim))
+    words = _stack(list(lexicon.values()), dim)
+    flat.add(words)
     faiss.write_index(flat, str(tmp / "lexicon.faiss"))
+    background = words.mean(axis=0) if len(words) else np.zeros(dim, np.float32)
+    np.save(tmp / "background.npy", (background / max(float(np.linalg.norm(background)), 1e-12)).astype(np.float32))
 
     lang = _corpus_lang(docs)
     corpus_tokens = [analyze.stems(docs[d].text[s:e], lang) or [""] for d, s, e in chunks]
@@ -457,6 +464,7 @@ def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: s
         context_vectors = faiss.read_index(str(gen / "contexts.faiss"))
         lexicon = json.loads((gen / "lexicon.json").read_text())
         lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
+        background = np.load(gen / "background.npy")
         sentence_vectors = np.load(gen / "sentences.npy").astype(np.float32)
         hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
@@ -465,7 +473,7 @@ def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: s
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
-                  hubness, retriever, lexicon, lexicon_vectors, manifest.get("lang", "fr"))
+                  hubness, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"))
     index.chunk_sentences = _overlaps(chunks, sentences)
     index.sentence_chunk = np.full(len(sentences), -1, dtype=np.int64)
     for c in reversed(range(len(chunks))):

@@ -73,12 +73,22 @@ class MappedText:
 
 
 def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192] and not (data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff")):
+    """UTF-8 (with or without BOM), UTF-16/32 with a BOM, else Windows-1252, the legacy encoding of
+    French and English text; other encodings are guessed by charset-normalizer."""
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                raise LoadError(f"damaged {codec} text") from None
+    if b"\x00" in data[:8192]:
         raise LoadError("binary file (NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
+    for codec in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()

@@ -1,47 +1,518 @@
-"""The Gradio app: a question box, the cited answer, and the ``/ask`` API returning ``ask --json``."""
+"""The Gradio app: a chat of cited answers, the passages behind them, the documents they quote, and
+the ``/ask`` API returning the object ``csto-qa ask --json`` prints. Gradio is used here only.
 
-from __future__ import annotations
+Everything shown as HTML is built by the ``render_*`` functions from plain result dicts, and every
+piece of text in it (question, quote, passage, title, file name) goes through ``html.escape``: the
+HTML component sets ``innerHTML`` without sanitizing, so escaping here is the only protection.
+"""
 
 import html
+from pathlib import Path
 
 import gradio as gr
 
-from .qa import QA, QuestionError
+from .evaluate import GoldError, load_gold
+from .qa import QA, QuestionError, clean_question
+from .retrieve import MODES
+
+# The engine is CPU-bound: more parallel questions only slow each other down. Questions from the page
+# and from the API share this limit; the cheap events (opening a document...) are not limited.
+ENGINE_CONCURRENCY = 2
+QUEUE_SIZE = 64
+ENGINE = "engine"
+
+DEFAULT_EXAMPLES = "gold/gold_v1.jsonl"
 
 
-def _render(result) -> str:
-    parts = [f"<p>{html.escape(result.message)}</p>"]
-    if result.answer:
-        a = result.answer
-        parts.append(f"<blockquote>{html.escape(a.quote)}</blockquote>")
-        parts.append(f"<p><code>{html.escape(a.source)}</code>, lines {a.line_start}-{a.line_end}</p>")
-    for p in result.passages:
-        parts.append(f"<details><summary>[{p.rank}] {html.escape(p.source)}, lines {p.line_start}-{p.line_end}"
-                     f"</summary><pre>{html.escape(p.text)}</pre></details>")
-    return "\n".join(parts)
+def examples_from_gold(path: str | Path, n: int = 5) -> list[str]:
+    """Example questions for the page, taken from the corpus's own gold set (so they fit whatever
+    corpus is served): French and English answerable ones in turn, and one the corpus cannot answer."""
+    try:
+        items = load_gold(Path(path))
+    except GoldError:
+        return []
+    by_lang = {lang: [g.question for g in items if g.answerable and g.lang == lang and g.split != "test"]
+               for lang in ("fr", "en")}
+    picked = [q for pair in zip(by_lang["fr"], by_lang["en"]) for q in pair][: max(n - 1, 0)]
+    declined = [g.question for g in items if g.kind == "off_topic"]
+    return picked + declined[:1]
+
+TEXT = {
+    "en": {
+        "title": "Ask the documents",
+        "tagline": "Answers are sentences quoted word for word from {n} documents, each with its source. Nothing "
+                   "is generated: when the documents do not say, you are told so.",
+        "placeholder": "Ask a question in English or French, then press Enter",
+        "ask": "Ask",
+        "examples": "Examples (click to ask)",
+        "settings": "Settings",
+        "k": "Passages to show",
+        "mode": "Retrieval",
+        "mode_info": "hybrid: meaning + keywords (recommended) · dense: meaning only · bm25: keywords only",
+        "you": "You",
+        "searching": "Searching the documents…",
+        "not_in_sources": "Not in the sources",
+        "related_btn": "Related passages (not an answer)",
+        "open_doc": "Open the document",
+        "line": "line {a}",
+        "lines": "lines {a}–{b}",
+        "cite_title": "Passage {r} in the Sources panel",
+        "sources_for": "Sources of the answer to",
+        "related_for": "Closest passages to",
+        "related_warn": "None of them answers the question: they are related reading only.",
+        "contains_quote": "contains the quote",
+        "open_here": "Open the document here",
+        "stats": "{mode} retrieval · {n} passages · {ms:.0f} ms",
+        "welcome": "Ask a question below, or click an example. Each answer is a sentence from the documents; "
+                   "its markers [1] [2] point to the passages in the Sources panel, and any source opens at the "
+                   "quoted place.",
+        "sources_empty": "The passages behind each answer appear here.",
+        "doc_empty": "Click “Open the document” on an answer or a passage to read the whole document at the "
+                     "cited place.",
+        "legend": "Legend:",
+        "legend_quote": "quoted sentence",
+        "legend_short": "short answer",
+        "legend_psg": "passage {r}",
+        "as_stored": "in the file as stored",
+        "busy": "Please wait for the current answer.",
+        "failed": "Could not answer: {msg}",
+        "gone": "That item is no longer available.",
+    },
+    "fr": {
+        "title": "Interrogez les documents",
+        "tagline": "Les réponses sont des phrases citées mot pour mot dans {n} documents, chacune avec sa source. "
+                   "Rien n'est généré : quand les documents ne le disent pas, on vous le dit.",
+        "placeholder": "Posez une question en français ou en anglais, puis appuyez sur Entrée",
+        "ask": "Demander",
+        "examples": "Exemples (cliquez pour demander)",
+        "settings": "Réglages",
+        "k": "Passages affichés",
+        "mode": "Recherche",
+        "mode_info": "hybrid : sens + mots-clés (recommandé) · dense : sens seul · bm25 : mots-clés seuls",
+        "you": "Vous",
+        "searching": "Recherche dans les documents…",
+        "not_in_sources": "Pas dans les sources",
+        "related_btn": "Passages proches (pas une réponse)",
+        "open_doc": "Ouvrir le document",
+        "line": "ligne {a}",
+        "lines": "lignes {a}–{b}",
+        "cite_title": "Passage {r} dans le panneau Sources",
+        "sources_for": "Sources de la réponse à",
+        "related_for": "Passages les plus proches de",
+        "related_warn": "Aucun ne répond à la question : ce sont seulement des lectures connexes.",
+        "contains_quote": "contient la citation",
+        "open_here": "Ouvrir le document à cet endroit",
+        "stats": "recherche {mode} · {n} passages · {ms:.0f} ms",
+        "welcome": "Posez une question ci-dessous, ou cliquez sur un exemple. Chaque réponse est une phrase des "
+                   "documents ; ses renvois [1] [2] désignent les passages du panneau Sources, et chaque source "
+                   "s'ouvre à l'endroit cité.",
+        "sources_empty": "Les passages sur lesquels repose chaque réponse s'affichent ici.",
+        "doc_empty": "Cliquez sur « Ouvrir le document » dans une réponse ou un passage pour lire tout le document "
+                     "à l'endroit cité.",
+        "legend": "Légende :",
+        "legend_quote": "phrase citée",
+        "legend_short": "réponse courte",
+        "legend_psg": "passage {r}",
+        "as_stored": "dans le fichier tel qu'il est stocké",
+        "busy": "Attendez la réponse en cours.",
+        "failed": "Impossible de répondre : {msg}",
+        "gone": "Cet élément n'est plus disponible.",
+    },
+}
+
+# Clicks on the buttons inside the rendered HTML become Gradio events carrying (turn, rank); the server
+# looks both up in the session's own history, so the client never names a file or an offset.
+# After each update, the scroll box shows the element marked data-focus, or else (chat) its end.
+_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-act]');
+  if (!button || !element.contains(button)) return;
+  const data = {turn: Number(button.dataset.turn), rank: Number(button.dataset.rank)};
+  if (button.dataset.act === 'open_doc') trigger('open_doc', data);
+  else if (button.dataset.act === 'show_sources') trigger('show_sources', data);
+});
+// A panel updated while its tab is hidden has no layout yet: wait until it is shown.
+function reveal(tries) {
+  const box = element.querySelector('.cq-scroll');
+  if (!box) return;
+  if (box.clientHeight === 0) { if (tries > 0) setTimeout(() => reveal(tries - 1), 50); return; }
+  const focus = element.querySelector('[data-focus]');
+  if (focus) box.scrollTop += focus.getBoundingClientRect().top - box.getBoundingClientRect().top - 48;
+  else box.scrollTop = %s;
+}
+watch('value', () => reveal(40));
+reveal(40);
+"""
+_JS_CHAT = _JS % "box.scrollHeight"
+_JS_PANEL = _JS % "0"
+
+CSS = """
+.cq-header h1 { font-size: 1.45rem; margin: 0 0 .25rem 0; }
+.cq-header p { margin: 0; color: var(--body-text-color-subdued); max-width: 60rem; }
+.cq-scroll { overflow-y: auto; padding: .25rem .5rem .25rem 0; }
+#chat .cq-scroll { height: min(50vh, 500px); }
+#sources .cq-scroll, #viewer .cq-scroll { max-height: min(70vh, 680px); }
+#viewer .cq-scroll { border-top: 1px solid var(--border-color-primary); padding-top: .5rem; }
+.cq-empty { color: var(--body-text-color-subdued); padding: 1rem 0; }
+.cq-turn { margin: 0 0 1.1rem 0; }
+.cq-q { margin-left: auto; max-width: 85%; width: fit-content; background: var(--color-accent-soft);
+        border-radius: 12px 12px 2px 12px; padding: .5rem .8rem; }
+.cq-who { font-size: .75rem; font-weight: 600; color: var(--body-text-color-subdued); display: block; }
+.cq-a { margin-top: .5rem; max-width: 95%; border-radius: 2px 12px 12px 12px; padding: .6rem .9rem;
+        background: var(--background-fill-secondary); border-left: 4px solid #2563eb; }
+.cq-lead { font-weight: 600; margin-bottom: .3rem; }
+.cq-quote { margin: .2rem 0 .5rem 0; font-size: 1.02rem; line-height: 1.55; }
+.cq-a.cq-abstain { border-left-color: #b45309; background: #fff7e6; color: #3b2606; }
+.cq-abstain .cq-lead { color: #92400e; }
+.cq-a.cq-pending { border-left-color: #94a3b8; color: var(--body-text-color-subdued); font-style: italic; }
+.cq-a.cq-error { border-left-color: #b91c1c; background: #fdecec; color: #5b1010; }
+.cq-notice { font-size: .85rem; font-style: italic; margin-bottom: .3rem; }
+mark.quote { background: #fdf0a6; color: #111827; padding: 0 1px; border-radius: 2px; }
+mark.psg { background: #dbe8fd; color: #111827; }
+mark.short { background: #fbbf24; color: #111827; font-weight: 700; }
+mark.quote.psg { background: #fdf0a6; }
+mark.short.psg { background: #fbbf24; }
+.cq-quote mark.short { padding: 0 2px; }
+button.cq-cite { font: inherit; font-size: .8rem; font-weight: 700; color: #1e3a8a; background: #dbe4fb;
+                 border: 1px solid #b7c7f3; border-radius: 5px; padding: 0 .3rem; margin-left: .3rem;
+                 cursor: pointer; vertical-align: text-top; line-height: 1.4; }
+button.cq-cite:hover, button.cq-cite:focus-visible { background: #c3d3fa; }
+button.cq-link { font: inherit; font-size: .9rem; cursor: pointer; border-radius: 6px; padding: .2rem .55rem;
+                 border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
+                 color: var(--body-text-color); }
+button.cq-link:hover, button.cq-link:focus-visible { border-color: #2563eb; color: #1d4ed8; }
+.cq-abstain button.cq-link { background: #fffdf7; color: #3b2606; }
+.cq-ref { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; font-size: .88rem;
+          color: var(--body-text-color-subdued); }
+.cq-file { font-family: var(--font-mono); font-size: .85em; }
+.cq-panel-head { margin-bottom: .6rem; }
+.cq-panel-head .cq-question { font-weight: 600; }
+.cq-warn { margin-top: .35rem; padding: .35rem .6rem; border-radius: 6px; background: #fff7e6; color: #3b2606;
+           border-left: 4px solid #b45309; }
+.cq-stats { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: .2rem; }
+.cq-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .7rem;
+           margin-bottom: .6rem; background: var(--background-fill-primary); }
+.cq-card.cq-has-quote { border-color: #2563eb; }
+.cq-card[data-focus] { box-shadow: 0 0 0 3px rgba(37, 99, 235, .35); }
+.cq-meta { display: flex; flex-wrap: wrap; gap: .45rem; align-items: baseline; font-size: .85rem;
+           color: var(--body-text-color-subdued); }
+.cq-rank { font-weight: 700; color: #1d4ed8; }
+.cq-chip { font-size: .75rem; background: #fdf0a6; color: #111827; border-radius: 999px; padding: 0 .5rem; }
+.cq-title { font-weight: 600; margin: .2rem 0 .3rem 0; }
+.cq-text { white-space: pre-wrap; font-size: .92rem; line-height: 1.5; margin-bottom: .4rem; }
+.cq-doc { white-space: pre-wrap; line-height: 1.6; font-size: .95rem; padding-right: .4rem; }
+.cq-legend { font-size: .8rem; color: var(--body-text-color-subdued); margin: .3rem 0 .5rem 0; }
+.cq-legend mark { padding: 0 .3rem; }
+.dark .cq-a.cq-abstain, .dark .cq-warn { background: #3a2a0c; color: #fde7c0; }
+.dark .cq-abstain .cq-lead { color: #fcd38a; }
+.dark .cq-abstain button.cq-link { background: #2a1f0a; color: #fde7c0; }
+.dark .cq-a.cq-error { background: #3b1414; color: #fecaca; }
+.dark .cq-rank { color: #93b4fd; }
+.dark button.cq-link:hover, .dark button.cq-link:focus-visible { border-color: #93b4fd; color: #93b4fd; }
+"""
+
+# The theme's "subdued" grey (hints, placeholders, metadata) is too faint by default: contrast below 3:1.
+# (``set`` also resets the page background to white: keep Soft's light grey, on which the white blocks stand out.)
+THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate").set(
+    background_fill_primary="*neutral_50",
+    body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300",
+    input_placeholder_color="*neutral_500", input_placeholder_color_dark="*neutral_400")
 
 
-def build_app(qa: QA) -> gr.Blocks:
+def _t(lang: str) -> dict:
+    return TEXT.get(lang, TEXT["en"])
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _lines(lang: str, a: int, b: int) -> str:
+    return _t(lang)["line"].format(a=a) if a == b else _t(lang)["lines"].format(a=a, b=b)
+
+
+def _button(css: str, act: str, turn: int, rank: int, label: str, title: str = "") -> str:
+    tip = f' title="{_esc(title)}"' if title else ""
+    return (f'<button type="button" class="{css}" data-act="{act}" data-turn="{turn}" data-rank="{rank}"{tip}>'
+            f"{label}</button>")
+
+
+def highlight(text: str, base: int, spans: list[tuple[int, int, str]], focus: int | None = None) -> str:
+    """``text`` (= document text from offset ``base``) escaped, with ``<mark class=...>`` over the parts of
+    ``spans`` (document offsets, clipped to the text; overlaps get both classes) and an anchor
+    ``data-focus`` at document offset ``focus``."""
+    n = len(text)
+    clipped = [(max(s - base, 0), min(e - base, n), css) for s, e, css in spans]
+    clipped = [(s, e, css) for s, e, css in clipped if s < e]
+    cuts = {0, n, *(s for s, _, _ in clipped), *(e for _, e, _ in clipped)}
+    anchor = None
+    if focus is not None and 0 <= focus - base <= n:
+        anchor = focus - base
+        cuts.add(anchor)
+    points = sorted(cuts)
+    out = []
+    for a, b in zip(points, points[1:]):
+        if a == anchor:
+            out.append('<span data-focus=""></span>')
+        piece = html.escape(text[a:b])
+        classes = [css for s, e, css in clipped if s <= a and b <= e]
+        out.append(f'<mark class="{" ".join(classes)}">{piece}</mark>' if classes else piece)
+    return "".join(out)
+
+
+def _answer_spans(answer: dict) -> list[tuple[int, int, str]]:
+    """The quote, and inside it the short answer, as document offsets."""
+    spans = [(answer["start"], answer["end"], "quote")]
+    short = answer.get("short_answer")
+    at = answer["quote"].find(short) if short else -1
+    if at >= 0:
+        spans.append((answer["start"] + at, answer["start"] + at + len(short), "short"))
+    return spans
+
+
+def _quoting(result: dict) -> list[int]:
+    """Ranks of the passages that overlap the quoted span."""
+    a = result["answer"]
+    if not a:
+        return []
+    return [p["rank"] for p in result["passages"]
+            if p["source"] == a["source"] and p["start"] < a["end"] and a["start"] < p["end"]]
+
+
+def render_header(lang: str, n_docs: int) -> str:
+    t = _t(lang)
+    return (f'<div class="cq-header"><h1>{_esc(t["title"])}</h1>'
+            f'<p>{_esc(t["tagline"].format(n=n_docs))}</p></div>')
+
+
+def _render_turn(i: int, turn: dict, lang: str) -> str:
+    t = _t(lang)
+    question = f'<div class="cq-q"><span class="cq-who">{_esc(t["you"])}</span>{_esc(turn["question"])}</div>'
+    if turn["status"] == "pending":
+        reply = f'<div class="cq-a cq-pending">{_esc(t["searching"])}</div>'
+    elif turn["status"] == "error":
+        reply = f'<div class="cq-a cq-error">{_esc(t["failed"].format(msg=turn["error"]))}</div>'
+    else:
+        r = turn["result"]
+        t = _t(r["lang"])
+        notice = f'<div class="cq-notice">{_esc(r["notice"])}</div>' if r.get("notice") else ""
+        a = r["answer"]
+        if a:
+            markers = "".join(_button("cq-cite", "show_sources", i, rank, f"[{rank}]", t["cite_title"].format(r=rank))
+                              for rank in _quoting(r))
+            quote = highlight(a["quote"], a["start"], _answer_spans(a)[1:])
+            ref = _button("cq-link", "open_doc", i, 0,
+                          f'<span class="cq-file">{_esc(a["source"])}</span> · '
+                          f'{_esc(_lines(r["lang"], a["line_start"], a["line_end"]))} — {_esc(t["open_doc"])}')
+            reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}</div>'
+                     f'<div class="cq-quote">« {quote} »{markers}</div>'
+                     f'<div class="cq-ref">{ref}<span>{_esc(a["title"])}</span></div></div>')
+        else:
+            related = _button("cq-link", "show_sources", i, 0, _esc(t["related_btn"])) if r["passages"] else ""
+            reply = (f'<div class="cq-a cq-abstain">{notice}'
+                     f'<div class="cq-lead">∅ {_esc(t["not_in_sources"])}</div>'
+                     f'<p>{_esc(r["message"])}</p><div class="cq-ref">{related}</div></div>')
+    return f'<div class="cq-turn">{question}{reply}</div>'
+
+
+def render_chat(history: list[dict], lang: str) -> str:
+    """The conversation, oldest first; labels of each turn in its question's language."""
+    if not history:
+        body = f'<div class="cq-empty">{_esc(_t(lang)["welcome"])}</div>'
+    else:
+        body = "".join(_render_turn(i, turn, (turn.get("result") or {}).get("lang", lang))
+                       for i, turn in enumerate(history))
+    return f'<div class="cq-scroll" role="log" aria-live="polite">{body}</div>'
+
+
+def render_sources(i: int, result: dict, focus_rank: int = 0) -> str:
+    """The passages of turn ``i``: an answer's sources, or an abstention's related reading."""
+    lang = result["lang"]
+    t = _t(lang)
+    a = result["answer"]
+    head = (f'<div class="cq-panel-head"><div>{_esc(t["sources_for"] if a else t["related_for"])}</div>'
+            f'<div class="cq-question">« {_esc(result["question"])} »</div>')
+    if not a:
+        head += f'<div class="cq-warn">∅ {_esc(t["not_in_sources"])}. {_esc(t["related_warn"])}</div>'
+    stats = t["stats"].format(mode=result.get("mode", "hybrid"), n=len(result["passages"]),
+                              ms=result.get("timings_ms", {}).get("total", 0.0))
+    head += f'<div class="cq-stats">{_esc(stats)}</div></div>'
+    quoting = set(_quoting(result))
+    cards = []
+    for p in result["passages"]:
+        spans = _answer_spans(a) if a and a["source"] == p["source"] else []
+        chip = f'<span class="cq-chip">{_esc(t["contains_quote"])}</span>' if p["rank"] in quoting else ""
+        focus = ' data-focus=""' if p["rank"] == focus_rank else ""
+        cards.append(
+            f'<div class="cq-card{" cq-has-quote" if chip else ""}"{focus}>'
+            f'<div class="cq-meta"><span class="cq-rank">[{p["rank"]}]</span>'
+            f'<span class="cq-file">{_esc(p["source"])}</span>'
+            f'<span>{_esc(_lines(lang, p["line_start"], p["line_end"]))}</span>'
+            f'<span>score {p["score"]:.3f}</span>{chip}</div>'
+            f'<div class="cq-title">{_esc(p["title"])}</div>'
+            f'<div class="cq-text">{highlight(p["text"], p["start"], spans)}</div>'
+            f'{_button("cq-link", "open_doc", i, p["rank"], _esc(t["open_here"]))}</div>')
+    return f'<div class="cq-scroll">{head}{"".join(cards)}</div>'
+
+
+def render_document(doc, result: dict, rank: int) -> str:
+    """The whole loaded text of ``doc``, scrolled to the answer's quote (rank 0) or to passage ``rank``."""
+    lang = result["lang"]
+    t = _t(lang)
+    a = result["answer"]
+    spans = _answer_spans(a) if a and a["source"] == doc.source else []
+    legend = []
+    if rank == 0:
+        place = a
+    else:
+        place = next(p for p in result["passages"] if p["rank"] == rank)
+        spans.insert(0, (place["start"], place["end"], "psg"))
+        legend.append(f'<mark class="psg">{_esc(t["legend_psg"].format(r=rank))}</mark>')
+    for css in ("quote", "short"):
+        if any(c == css for _, _, c in spans):
+            legend.append(f'<mark class="{css}">{_esc(t["legend_" + css])}</mark>')
+    head = (f'<div class="cq-panel-head"><div class="cq-meta"><span class="cq-file">{_esc(doc.source)}</span>'
+            f'<span>{_esc(_lines(lang, place["line_start"], place["line_end"]))} {_esc(t["as_stored"])}</span></div>'
+            f'<div class="cq-title">{_esc(doc.title)}</div>'
+            f'<div class="cq-legend">{_esc(t["legend"])} {" ".join(legend)}</div></div>')
+    body = highlight(doc.text, 0, spans, focus=place["start"])
+    return f'{head}<div class="cq-scroll"><div class="cq-doc">{body}</div></div>'
+
+
+def _empty(text: str) -> str:
+    return f'<div class="cq-empty">{_esc(text)}</div>'
+
+
+def _lang_from(request: gr.Request | None) -> str:
+    """French for a browser whose first preferred language is French, English otherwise."""
+    header = request.headers.get("accept-language", "") if request is not None else ""
+    return "fr" if header.strip().lower().startswith("fr") else "en"
+
+
+def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks:
+    docs = {d.source: d for d in qa.index.documents}
+    examples_list = examples_from_gold(DEFAULT_EXAMPLES) if examples is None else list(examples)
+
+    def chrome(lang: str) -> tuple:
+        """The fixed parts of the page, relabelled in ``lang``."""
+        t = _t(lang)
+        return (render_header(lang, len(docs)), gr.update(placeholder=t["placeholder"], submit_btn=t["ask"]),
+                gr.update(label=t["examples"]), gr.update(label=t["settings"]), gr.update(label=t["k"]),
+                gr.update(label=t["mode"], info=t["mode_info"]))
+
+    def init(request: gr.Request):
+        lang = _lang_from(request)
+        return (lang, render_chat([], lang), _empty(_t(lang)["sources_empty"]), _empty(_t(lang)["doc_empty"]),
+                *chrome(lang))
+
     def ask_api(question: str) -> dict:
         try:
             return qa.ask(question).to_dict()
         except QuestionError as exc:
             raise gr.Error(str(exc)) from None
 
-    def ask_html(question: str) -> str:
+    def start_turn(question: str, history: list[dict], lang: str):
+        """Shows the question at once, before waiting for a free slot of the engine."""
+        if any(turn["status"] == "pending" for turn in history):
+            raise gr.Error(_t(lang)["busy"], title="csto-qa")
         try:
-            return _render(qa.ask(question))
+            text, _ = clean_question(question)
         except QuestionError as exc:
-            return f"<p>{html.escape(str(exc))}</p>"
+            raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
+        history = [*history, {"question": text, "asked": question, "status": "pending", "result": None, "error": None}]
+        return history, render_chat(history, lang), ""
 
-    with gr.Blocks(title="csto-qa") as app:
-        box = gr.Textbox(label="Question", placeholder="Posez une question / Ask a question")
-        out = gr.HTML()
-        box.submit(ask_html, box, out, api_name=False)
-        gr.api(ask_api, api_name="ask")
-    return app
+    def run_turn(history: list[dict], k: int, mode: str, lang: str):
+        if not history or history[-1]["status"] != "pending":
+            raise gr.Error(_t(lang)["gone"], title="csto-qa")
+        turn = dict(history[-1])
+        i = len(history) - 1
+        try:
+            result = qa.ask(turn["asked"], k=int(k), mode=mode).to_dict()
+            result["mode"] = mode
+            turn.update(status="done", result=result)
+            lang = result["lang"]
+            sources = render_sources(i, result)
+        except Exception as exc:  # the user gets one line; the terminal gets the reason
+            log(f"csto-qa: could not answer {turn['question']!r}: {type(exc).__name__}: {exc}")
+            turn.update(status="error", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            sources = gr.update()
+        history = [*history[:-1], turn]
+        return (history, lang, render_chat(history, lang), sources, gr.Tabs(selected="sources"), *chrome(lang))
+
+    def find(history: list[dict], lang: str, evt: gr.EventData) -> tuple[int, dict, int]:
+        """The turn and rank a click names, checked against this session's own history."""
+        try:
+            i, rank = int(evt._data["turn"]), int(evt._data["rank"])
+            result = history[i]["result"] if i >= 0 else None
+        except (KeyError, IndexError, TypeError, ValueError):
+            result = None
+        if result is None or not (rank == 0 or any(p["rank"] == rank for p in result["passages"])):
+            raise gr.Error(_t(lang)["gone"], title="csto-qa", print_exception=False)
+        return i, result, rank
+
+    def show_sources(history: list[dict], lang: str, evt: gr.EventData):
+        i, result, rank = find(history, lang, evt)
+        return render_sources(i, result, rank), gr.Tabs(selected="sources")
+
+    def open_doc(history: list[dict], lang: str, evt: gr.EventData):
+        i, result, rank = find(history, lang, evt)
+        if rank == 0 and not result["answer"]:
+            raise gr.Error(_t(result["lang"])["gone"], title="csto-qa", print_exception=False)
+        source = result["answer"]["source"] if rank == 0 else next(
+            p["source"] for p in result["passages"] if p["rank"] == rank)
+        return render_document(docs[source], result, rank), gr.Tabs(selected="document")
+
+    with gr.Blocks(title="csto-qa", analytics_enabled=False) as app:
+        history = gr.State([])
+        lang = gr.State("en")
+        header = gr.HTML(render_header("en", len(docs)), js_on_load=None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=6, min_width=360):
+                chat = gr.HTML(render_chat([], "en"), elem_id="chat", js_on_load=_JS_CHAT, container=True,
+                               padding=True)
+                box = gr.Textbox(show_label=False, placeholder=TEXT["en"]["placeholder"], submit_btn=TEXT["en"]["ask"],
+                                 autofocus=True, elem_id="question", lines=1, max_lines=4)
+                examples = gr.Dataset(components=[box], samples=[[q] for q in examples_list], type="index",
+                                      label=TEXT["en"]["examples"], layout="gallery", visible=bool(examples_list))
+                with gr.Accordion(TEXT["en"]["settings"], open=False) as settings:
+                    k = gr.Slider(1, 10, value=5, step=1, label=TEXT["en"]["k"])
+                    mode = gr.Radio(list(MODES), value="hybrid", label=TEXT["en"]["mode"], info=TEXT["en"]["mode_info"])
+            with gr.Column(scale=5, min_width=360):
+                with gr.Tabs(selected="sources") as tabs:
+                    with gr.Tab("Sources", id="sources", render_children=True):
+                        sources = gr.HTML(_empty(TEXT["en"]["sources_empty"]), elem_id="sources",
+                                          js_on_load=_JS_PANEL)
+                    with gr.Tab("Document", id="document", render_children=True):
+                        viewer = gr.HTML(_empty(TEXT["en"]["doc_empty"]), elem_id="viewer", js_on_load=_JS_PANEL)
+
+        fixed = [header, box, examples, settings, k, mode]
+        quick = dict(concurrency_limit=None, api_visibility="private")
+        app.load(init, None, [lang, chat, sources, viewer, *fixed], **quick)
+        ask_steps = dict(
+            fn=run_turn, inputs=[history, k, mode, lang], outputs=[history, lang, chat, sources, tabs, *fixed],
+            concurrency_limit=ENGINE_CONCURRENCY, concurrency_id=ENGINE, api_visibility="private",
+            show_progress="minimal")
+        start_steps = dict(fn=start_turn, inputs=[box, history, lang], outputs=[history, chat, box],
+                           show_progress="hidden", **quick)
+        box.submit(**start_steps).success(**ask_steps)
+        pick = examples.click(lambda index: examples_list[index], examples, box, **quick)
+        pick.success(**start_steps).success(**ask_steps)
+        for panel in (chat, sources):
+            panel.open_doc(open_doc, [history, lang], [viewer, tabs], **quick)
+        chat.show_sources(show_sources, [history, lang], [sources, tabs], **quick)
+        gr.api(ask_api, api_name="ask", concurrency_limit=ENGINE_CONCURRENCY, concurrency_id=ENGINE)
+    return app.queue(default_concurrency_limit=ENGINE_CONCURRENCY, max_size=QUEUE_SIZE)
+
+
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, block: bool = True):
+    """Starts the server (``port=None``: a free one); ``block=False`` returns at once, as tests need."""
+    return app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=THEME, css=CSS,
+                      show_error=False, quiet=not block)
 
 
 def serve(corpus="corpus", index="index", embedder=None, host="127.0.0.1", port=7860, log=print) -> None:
+    log(f"csto-qa: opening the index in {index} (the first start builds it: about a minute, progress below)")
     qa = QA.open(corpus, index, embedder=embedder, log=log)
-    build_app(qa).queue(default_concurrency_limit=2).launch(server_name=host, server_port=port)
+    log(f"csto-qa: {len(qa.index.documents)} documents ready; starting the web interface on http://{host}:{port}")
+    launch(build_app(qa, log), host, port)

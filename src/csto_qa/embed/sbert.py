@@ -15,7 +15,8 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(model, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         name = Path(model).name if Path(model).exists() else model
         self.identity = f"sentence-transformers:{name}:{self.dim}"
         self._query_prompt, self._passage_prompt = self._prompts(model)

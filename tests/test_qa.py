@@ -1,0 +1,130 @@
+"""End to end on the real corpus and the real default model: cited answers, abstention, faithfulness."""
+
+from __future__ import annotations
+
+import pytest
+
+from csto_qa import QuestionError
+from csto_qa.cite import verify
+from csto_qa.evaluate import Evaluator, contains_answer, summarize
+from csto_qa.load import stored_text
+
+from conftest import CORPUS
+
+
+def _check_citation(qa, result):
+    a = result.answer
+    doc = next(d for d in qa.index.documents if d.source == a.source)
+    assert doc.text[a.start : a.end] == a.quote
+    assert (a.line_start, a.line_end) == doc.lines(a.start, a.end)
+    assert verify(a.quote, stored_text(CORPUS / a.source), doc, a.start, a.end)
+    if a.short_answer is not None:
+        assert a.short_answer in a.quote
+
+
+def test_french_question_gets_a_cited_quote(qa):
+    result = qa.ask("Où et quand se tiendra le prochain sommet de l'OTSC ?")
+    assert result.lang == "fr" and not result.abstained
+    assert "11 novembre 2026" in result.answer.quote and "Moscou" in result.answer.quote
+    assert result.answer.source in ("000_dcc39fe243aa59dd.txt", "002_48349266c3c76e3d.txt")
+    _check_citation(qa, result)
+    assert result.message.startswith("D'après")
+
+
+def test_english_question_gets_a_french_quote(qa):
+    result = qa.ask("How many troops were deployed to Kazakhstan in January 2022?")
+    assert result.lang == "en" and not result.abstained
+    assert "2500 soldats" in result.answer.quote
+    assert result.answer.short_answer and "2500" in result.answer.short_answer
+    _check_citation(qa, result)
+
+
+def test_english_names_reach_the_french_spelling(qa):
+    result = qa.ask("Who replaced Imangali Tasmagambetov as CSTO secretary general?")
+    assert not result.abstained and "Masadykov" in result.answer.quote
+    _check_citation(qa, result)
+
+
+@pytest.mark.parametrize("question,lang", [
+    ("What is the boiling point of water at sea level?", "en"),
+    ("Qui a peint la Joconde ?", "fr"),
+    ("Comment faire une pâte à crêpes ?", "fr"),
+    ("Who won the 2018 FIFA World Cup?", "en"),
+])
+def test_off_topic_questions_are_declined_in_their_language(qa, question, lang):
+    result = qa.ask(question)
+    assert result.abstained and result.answer is None and result.lang == lang
+    assert result.message == {"fr": "Les documents ne permettent pas de répondre à cette question.",
+                              "en": "The documents do not answer this question."}[lang]
+    assert result.passages  # the closest passages, offered as related reading only
+
+
+def test_passages_are_ranked_exact_spans(qa):
+    result = qa.ask("Quels pays ont quitté l'alliance en 1999 ?", k=7)
+    assert [p.rank for p in result.passages] == list(range(1, 8))
+    for p in result.passages:
+        doc = next(d for d in qa.index.documents if d.source == p.source)
+        assert doc.text[p.start : p.end] == p.text
+        assert (p.line_start, p.line_end) == doc.lines(p.start, p.end)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\n\t", "?!", "\x00\x01"])
+def test_empty_questions_are_refused(qa, bad):
+    with pytest.raises(QuestionError):
+        qa.ask(bad)
+
+
+def test_a_huge_question_is_truncated_with_a_notice(qa):
+    result = qa.ask("Quand l'OTSC a-t-elle été fondée ? " * 200)
+    assert result.notice and len(result.question) == 1000
+
+
+def test_the_json_object_has_the_contract_fields(qa):
+    d = qa.ask("Quand l'OTSC a-t-elle été fondée ?").to_dict()
+    assert {"question", "lang", "abstained", "answer", "passages", "timings_ms"} <= set(d)
+    assert {"quote", "short_answer", "source", "title", "start", "end", "line_start", "line_end",
+            "score"} <= set(d["answer"])
+    assert {"rank", "source", "title", "text", "start", "end", "line_start", "line_end",
+            "score"} <= set(d["passages"][0])
+    assert "total" in d["timings_ms"]
+
+
+@pytest.fixture(scope="module")
+def gold_run(qa, gold):
+    return Evaluator(qa, CORPUS).run(gold)
+
+
+def test_every_quote_of_the_gold_run_is_verbatim_in_its_file(gold_run):
+    answered = [r for r in gold_run["questions"] if r["answer"]]
+    assert len(answered) > 100
+    assert all(r["faithful"] for r in answered)
+    assert gold_run["summary"]["faithfulness"] == 1.0
+
+
+def test_gold_answers_are_in_their_sources(gold):
+    """The gold set itself: every listed answer occurs in a listed source."""
+    texts = {p.name: p.read_text(encoding="utf-8") for p in CORPUS.iterdir()}
+    for item in gold:
+        if item.answerable and item.answers:
+            for answer in item.answers:
+                assert any(contains_answer(texts[s].replace("&#039;", "'"), item.__class__(
+                    item.id, item.lang, item.question, (answer,), item.sources, True)) for s in item.sources), item.id
+
+
+# Regression guard at the level reached (the closing note of each change gives the figures).
+FLOORS = {"answer_accuracy": 0.76, "hit@5": 0.90, "citation_accuracy": 0.82, "abstention_recall": 0.55}
+CEILINGS = {"false_abstention": 0.08}
+
+
+@pytest.mark.parametrize("part", ["dev", "test"])
+def test_eval_does_not_regress(gold_run, part):
+    summary = summarize([r for r in gold_run["questions"] if r["split"] == part])
+    for key, floor in FLOORS.items():
+        assert summary[key] >= floor, (part, key, summary[key])
+    for key, ceiling in CEILINGS.items():
+        assert summary[key] <= ceiling, (part, key, summary[key])
+
+
+def test_off_topic_gold_questions_are_declined(gold_run):
+    rows = [r for r in gold_run["questions"] if r["kind"] == "off_topic"]
+    assert len(rows) >= 8 and sum(r["abstained"] for r in rows) / len(rows) >= 0.85

@@ -1,0 +1,48 @@
+"""Splitting the real documents: chunk and sentence offsets are exact, sentences survive abbreviations."""
+
+from __future__ import annotations
+
+import pytest
+
+from csto_qa.load import corpus_files, load_file
+from csto_qa.split import SplitSettings, chunk_spans, sentence_spans
+
+from conftest import CORPUS
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return [load_file(p, CORPUS) for p in corpus_files(CORPUS)]
+
+
+@pytest.mark.parametrize("settings", [SplitSettings(), SplitSettings(400, 80), SplitSettings(1200, 200)])
+def test_chunks_are_exact_spans_that_cover_the_text(docs, settings):
+    for doc in docs:
+        spans = chunk_spans(doc.text, settings)
+        assert spans
+        covered = set()
+        for start, end in spans:
+            piece = doc.text[start:end]
+            assert piece == piece.strip() and piece
+            assert end - start <= settings.chunk_size
+            covered.update(range(start, end))
+        letters = {i for i, ch in enumerate(doc.text) if ch.isalnum()}
+        assert letters <= covered
+
+
+def test_sentences_keep_abbreviations_and_initials_inside():
+    text = ("M. Poutine a parlé. Voir W. H. Hill, No Place for Russian, p. 7. Le traité de 1992 fixe n° 3 "
+            "règles. Qui l'a signé ? Neuf États !")
+    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    assert sentences == ["M. Poutine a parlé.", "Voir W. H. Hill, No Place for Russian, p. 7.",
+                         "Le traité de 1992 fixe n° 3 règles.", "Qui l'a signé ?", "Neuf États !"]
+
+
+def test_sentences_of_the_pdf_text_are_whole(docs):
+    doc = next(d for d in docs if d.source.startswith("003"))
+    sentences = [doc.text[s:e] for s, e in sentence_spans(doc.text)]
+    assert ("Un traité de sécurité collective a été signé à Tachkent en mai 1992 par la Russie, l’Arménie, "
+            "le Bélarus, le Kazakhstan, le Kirghizstan, l’Ouzbékistan et le Tadjikistan, auxquels se sont "
+            "joints en 1993 l’Azerbaïdjan et la Géorgie.") in sentences
+    for s in sentences:
+        assert "\n" not in s

@@ -1,0 +1,146 @@
+"""The web app's API (``/ask`` through gradio_client, as design.md promises) and its HTML rendering."""
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from csto_qa import ui
+from csto_qa.types import Document, OffsetMap
+
+MARKUP = "<script>alert(1)</script><b>x</b>"
+
+
+@pytest.fixture(scope="session")
+def app_url(qa):
+    """The app on 127.0.0.1, on a free port Gradio picks, over the session's shared index."""
+    app = ui.build_app(qa, log=lambda *_: None)
+    _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def _docs(qa):
+    return {d.source: d for d in qa.index.documents}
+
+
+def test_only_ask_is_public(client):
+    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/ask"]
+
+
+def test_french_answer_with_citation(client, qa):
+    question = "Où se tiendra le prochain sommet de l'OTSC ?"
+    r = client.predict(question, api_name="/ask")
+    assert r["lang"] == "fr" and r["abstained"] is False
+    a = r["answer"]
+    assert a["quote"].strip()
+    assert a["source"] in _docs(qa)
+    assert 1 <= a["line_start"] <= a["line_end"]
+    assert _docs(qa)[a["source"]].text[a["start"]:a["end"]] == a["quote"]
+    assert r["passages"] and all(p["source"] in _docs(qa) for p in r["passages"])
+    # exactly the object of `ask --json`, apart from the timings
+    expected = qa.ask(question).to_dict()
+    assert r.keys() == expected.keys()
+    assert {k: v for k, v in r.items() if k != "timings_ms"} == {k: v for k, v in expected.items() if k != "timings_ms"}
+
+
+def test_english_question(client):
+    r = client.predict("Who is the CSTO secretary general?", api_name="/ask")
+    assert r["lang"] == "en"
+    assert r["passages"]
+
+
+def test_abstention(client):
+    r = client.predict("What is the boiling point of water at sea level?", api_name="/ask")
+    assert r["abstained"] is True
+    assert r["answer"] is None
+    assert r["lang"] == "en"
+
+
+def test_empty_question_is_an_error(client):
+    with pytest.raises(AppError) as err:
+        client.predict("   ", api_name="/ask")
+    message = str(err.value)
+    assert "empty question" in message and "\n" not in message and "Traceback" not in message
+
+
+def test_concurrent_questions_are_all_answered(app_url):
+    questions = ["When was the CSTO founded?", "Combien de soldats ont été déployés au Kazakhstan en 2022 ?"] * 4
+    with ThreadPoolExecutor(len(questions)) as pool:
+        results = list(pool.map(lambda q: Client(app_url, verbose=False).predict(q, api_name="/ask"), questions))
+    assert [r["question"] for r in results] == questions
+
+
+def _result_with_markup() -> tuple[dict, Document]:
+    text = f"Intro {MARKUP} then the quoted {MARKUP} sentence. Tail & more."
+    start = text.index("the quoted")
+    end = text.index(" Tail")
+    quote = text[start:end]
+    doc = Document(source=f"{MARKUP}.txt", title=f"Title {MARKUP}", text=text, lang="en", sha256="0",
+                   offsets=OffsetMap((0,), (0,)), line_starts=(0,))
+    answer = {"quote": quote, "short_answer": "<b>x</b>", "source": doc.source, "title": doc.title,
+              "start": start, "end": end, "line_start": 1, "line_end": 1, "score": 1.0}
+    passage = {"rank": 1, "source": doc.source, "title": doc.title, "text": text, "start": 0, "end": len(text),
+               "line_start": 1, "line_end": 1, "score": 0.5}
+    result = {"question": f"Why {MARKUP}?", "lang": "en", "abstained": False, "answer": answer,
+              "passages": [passage], "message": "According to the sources:", "notice": MARKUP,
+              "timings_ms": {"total": 1.0}}
+    return result, doc
+
+
+def _assert_inert(page: str) -> None:
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_rendering_escapes_markup():
+    result, doc = _result_with_markup()
+    history = [{"question": result["question"], "status": "done", "result": result}]
+    abstained = dict(result, abstained=True, answer=None)
+    pages = [
+        ui.render_chat(history, "en"),
+        ui.render_chat([dict(history[0], result=abstained)], "en"),
+        ui.render_chat([{"question": MARKUP, "status": "pending", "result": None}], "fr"),
+        ui.render_chat([{"question": MARKUP, "status": "error", "result": None, "error": MARKUP}], "en"),
+        ui.render_sources(0, result),
+        ui.render_sources(0, abstained),
+        ui.render_document(doc, result, 0),
+        ui.render_document(doc, result, 1),
+    ]
+    for page in pages:
+        _assert_inert(page)
+
+
+def test_rendering_marks_quote_short_answer_and_citation():
+    result, doc = _result_with_markup()
+    chat = ui.render_chat([{"question": result["question"], "status": "done", "result": result}], "en")
+    assert 'class="short">&lt;b&gt;x&lt;/b&gt;</mark>' in chat
+    assert re.search(r'data-act="show_sources" data-turn="0" data-rank="1"[^>]*>\[1\]</button>', chat)
+    assert 'data-act="open_doc" data-turn="0" data-rank="0"' in chat
+    sources = ui.render_sources(0, result)
+    quoted = "".join(re.findall(r'<mark class="quote">(.*?)</mark>', sources))
+    assert quoted.startswith("the quoted ")
+    viewer = ui.render_document(doc, result, 0)
+    assert viewer.index("data-focus") < viewer.index('<mark class="quote">the quoted')
+
+
+def test_highlight_overlapping_spans_and_focus():
+    out = ui.highlight("abcdef<g", 10, [(11, 15, "psg"), (13, 20, "quote")], focus=13)
+    assert out == ('a<mark class="psg">bc</mark><span data-focus=""></span><mark class="psg quote">de</mark>'
+                   '<mark class="quote">f&lt;g</mark>')
+
+
+def test_abstention_looks_different_and_speaks_the_question_language():
+    result, _ = _result_with_markup()
+    fr = dict(result, lang="fr", abstained=True, answer=None, message="Les documents ne permettent pas de répondre.")
+    chat = ui.render_chat([{"question": "q", "status": "done", "result": fr}], "en")
+    assert "cq-abstain" in chat and "cq-answer" not in chat
+    assert "Pas dans les sources" in chat and "Passages proches (pas une réponse)" in chat
+    assert "Aucun ne répond" in ui.render_sources(0, fr)
