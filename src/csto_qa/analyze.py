@@ -11,7 +11,7 @@ import unicodedata
 from functools import lru_cache
 
 import Stemmer
-from bm25s.tokenization import STOPWORDS_EN, STOPWORDS_FRENCH
+from bm25s.tokenization import STOPWORDS_EN_PLUS, STOPWORDS_FRENCH
 
 STEMMERS = {"fr": "french", "en": "english"}
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -31,7 +31,7 @@ def _plain(word: str) -> str:
     return "".join(ch for ch in word if not unicodedata.combining(ch))
 
 
-STOPWORDS = frozenset(_plain(w) for w in (*STOPWORDS_FRENCH, *STOPWORDS_EN)) | {
+STOPWORDS = frozenset(_plain(w) for w in (*STOPWORDS_FRENCH, *STOPWORDS_EN_PLUS)) | {
     # question words and fillers that carry no content in either language
     "quel", "quelle", "quels", "quelles", "combien", "quand", "comment", "pourquoi", "est", "ce", "qu",
     "what", "which", "when", "where", "who", "whom", "whose", "why", "how", "many", "much", "did", "does",

@@ -31,6 +31,7 @@ class ExtractSettings:
     w_typed: float = 0.05  # holds a span of the type asked for (a date for "when"...)
     w_fragment: float = 0.3  # penalty for fragments: captions, headings, table rows (see fragment())
     join_margin: float = 0.12  # a neighbouring sentence this close to the best joins the quote
+    typed_margin: float = 0.1  # for when / how many: the best dated / quantified sentence this close
     # abstention (see extract()): how much closer the best passage is to the question than the
     # corpus's background is. Raw cosines do not separate (e5 compresses them: off-topic questions
     # reach 0.81, answerable ones go down to 0.78); this margin does (dev: see closing notes).
@@ -133,17 +134,19 @@ class Extractor:
 
     def extract(self, hits: list[Hit], query: Query) -> Extraction | None:
         """The quote that answers, or None when the documents do not support an answer: the question
-        is about nothing in them (see ``relevance``), or it asks when / how many and the quote holds
-        no date / quantity."""
+        is about nothing in them (see ``relevance``), or it asks when / how many and no sentence close
+        to the best one holds a date / quantity."""
         evidence = self.evidence(hits, query)
         if not evidence or self.relevance(hits, query) < self.settings.min_relevance:
             return None
-        d, start, end = self.quote(evidence)
-        quote = self.index.documents[d].text[start:end]
         qtype = question_type(query.text)
-        spans = typed_spans(quote, qtype, query.text)
-        if qtype in ("when", "how_many") and not spans:
-            return None
+        if qtype in ("when", "how_many"):
+            typed = [e for e in evidence if e.typed]
+            if not typed or typed[0].score < evidence[0].score - self.settings.typed_margin:
+                return None
+            evidence = typed + [e for e in evidence if not e.typed]
+        d, start, end = self.quote(evidence)
+        spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text)
         return Extraction(d, start, end, evidence[0].score, spans[0] if len(spans) == 1 else None)
 
 
@@ -188,7 +191,8 @@ _PATTERNS = {
 _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0) for p in ps]
              for t, ps in _PATTERNS.items()}
 _QUESTION_TYPES = [
-    ("how_many", r"\b(combien|how\s+(many|much)|quel\s+(nombre|effectif)|what\s+number)\b"),
+    ("how_many", r"\b(combien|how\s+(many|much|large|big)|quel(le)?s?\s+(nombre|effectif|taille|montant)"
+                 r"|what\s+(number|size))\b"),
     ("when", r"\b(quand|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
     ("who", r"\b(qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),

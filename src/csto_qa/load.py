@@ -111,6 +111,7 @@ class _HTMLText(HTMLParser):
         self.parts: list[tuple[str, int, bool]] = []  # text, raw offset, verbatim
         self.skip = 0
         self.title = ""
+        self._title_done = False  # the first <title> or <h1> with text gives the title
         self._in = ""
 
     def _offset(self) -> int:
@@ -120,7 +121,7 @@ class _HTMLText(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag in self.SKIP and tag != "head":
             self.skip += 1
-        if tag in ("title", "h1"):
+        if tag in ("title", "h1") and not self._title_done:
             self._in = tag
         if tag in self.BLOCK:
             self.parts.append(("\n", self._offset(), False))
@@ -130,16 +131,19 @@ class _HTMLText(HTMLParser):
             self.skip -= 1
         if tag == self._in:
             self._in = ""
+            self._title_done = bool(self.title.strip())
         if tag in self.BLOCK:
             self.parts.append(("\n", self._offset(), False))
 
     def handle_data(self, data):
-        if self._in and not self.title.strip():
+        if self._in:
             self.title += data
         if not self.skip and self._in != "title":
             self.parts.append((data, self._offset(), True))
 
     def _ref(self, text):
+        if self._in and not self.skip:
+            self.title += text  # the title is unescaped as a whole, with its entities
         if not self.skip and self._in != "title":
             self.parts.append((text, self._offset(), True))  # decoded later with all entities
 
@@ -207,8 +211,10 @@ def _hard_wrapped(text: str) -> bool:
     nonempty = [ln.rstrip() for ln in lines if ln.strip()]
     if len(nonempty) < 5:
         return False
+    # a heading followed by its paragraph also runs on; wrapped lines are long ones
     running_on = sum(
-        1 for a, b in zip(lines, lines[1:]) if a.strip() and b.strip() and a.rstrip()[-1] not in _TERMINAL
+        1 for a, b in zip(lines, lines[1:])
+        if len(a.strip()) >= 40 and b.strip() and a.rstrip()[-1] not in _TERMINAL
     )
     return running_on >= 0.3 * len(nonempty)
 
@@ -252,9 +258,12 @@ def _title(text: str, given: str) -> str:
         return " ".join(given.split())[:200]
     lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
     for line in lines[:12]:
-        words = line.split()
-        alpha = sum(1 for w in words if any(c.isalpha() for c in w) and not any(c.isdigit() for c in w))
-        if 4 <= len(words) <= 25 and alpha >= 0.8 * len(words) and not line.endswith("."):
+        words = [w for w in line.split() if any(c.isalnum() for c in w)]
+        # words, or plain numbers such as a year; not dates, codes or measurements ("2025-11-27", "-1°")
+        plain = sum(1 for w in words if w.isdigit() and len(w) <= 4
+                    or any(c.isalpha() for c in w) and not any(c.isdigit() for c in w))
+        if (4 <= len(words) <= 25 and plain >= 0.8 * len(words) and not line.endswith(".")
+                and not line.startswith(("-", "*", "•"))):
             return line
     first = lines[0] if lines else ""
     return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + " …"
