@@ -49,11 +49,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("-k", type=int, default=5, help="passages to return (1-20, default 5)")
     a.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
 
-    e = sub.add_parser("eval", help="run a gold question set and print the metrics")
+    e = sub.add_parser("eval", help="run a gold question set through four systems (bm25, dense, hybrid, full) "
+                                    "and print the report")
     _common(e)
     e.add_argument("--gold", default=DEFAULT_GOLD, help=f"gold set, JSON Lines (default: {DEFAULT_GOLD})")
-    e.add_argument("--json", dest="json_out", metavar="OUT", help="write the full results to this JSON file")
-    e.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    e.add_argument("--json", dest="json_out", metavar="OUT",
+                   help="write the full results to this JSON file, and the report beside it (OUT as .md and .png)")
 
     s = sub.add_parser("serve", help="start the web interface")
     _common(s)
@@ -114,20 +115,25 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import Evaluator, load_gold, summarize, table
+    from .evaluate import Evaluator, chart, load_gold, render, report
 
     items = load_gold(Path(args.gold))
+    if args.json_out:  # checked before the run, which takes a while
+        out = Path(args.json_out)
+        md, png = out.with_suffix(".md"), out.with_suffix(".png")
+        if out in (md, png):
+            raise UsageError(f"--json {out}: the report is also written as .md and .png beside it; name a .json file")
+        if not out.parent.is_dir():
+            raise UsageError(f"--json {out}: folder {out.parent} not found")
     qa = _open(args)
-    out = Evaluator(qa, Path(args.corpus)).run(items, mode=args.mode)
-    columns = {}
-    for part in sorted({r["split"] for r in out["questions"] if r["split"]}):
-        columns[part] = summarize([r for r in out["questions"] if r["split"] == part])
-    columns["all"] = out["summary"]
-    print(f"{args.gold}: {len(items)} questions, mode {args.mode}, embedder {qa.embedder.identity}")
-    print(table(columns))
+    rep = report(Evaluator(qa, Path(args.corpus)), items, log=_log)
+    title = f"{args.gold}: {len(items)} questions, embedder {qa.embedder.identity}"
+    print(render(rep, title))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(out, ensure_ascii=False, indent=1))
-        _log(f"wrote {args.json_out}")
+        out.write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
+        md.write_text(render(rep, title, markdown=True, chart_file=png.name), encoding="utf-8")
+        chart(rep, title, png)
+        _log(f"wrote {out}, {md}, {png}")
     return 0
 
 

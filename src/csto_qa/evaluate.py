@@ -1,10 +1,12 @@
-"""Evaluation against a gold set (JSON Lines, the format of design.md), with design.md's metrics."""
+"""Evaluation against a gold set (JSON Lines, the format of design.md), with design.md's metrics, and the
+report of ``csto-qa eval``: four systems side by side, breakdowns, abstention confusion, a chart."""
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,15 @@ from .types import Result
 
 SUMMARY_KEYS = ("n", "answer_accuracy", "hit@1", "hit@3", "hit@5", "mrr", "citation_accuracy", "faithfulness",
                 "abstention_precision", "abstention_recall", "latency_ms_p50", "latency_ms_p95")
+TABLE_KEYS = (*SUMMARY_KEYS[:10], "abstention_off_topic", "abstention_near_miss", "false_abstention",
+              *SUMMARY_KEYS[10:])
+BREAKDOWN_KEYS = ("n", "answer_accuracy", "hit@5", "false_abstention")
+
+# The report's columns, name -> (retrieval mode, abstention on). Retrieval metrics (hit@k, mrr) do not
+# depend on abstention, so they compare the three modes; hybrid and full differ only in abstention, so
+# their answer metrics show what it adds.
+SYSTEMS = {"bm25": ("bm25", True), "dense": ("dense", True), "hybrid": ("hybrid", False), "full": ("hybrid", True)}
+LANGUAGES = {"fr": "French", "en": "English"}
 
 
 class GoldError(ValueError):
@@ -97,22 +108,31 @@ class Evaluator:
             self._stored[a.source] = stored_text(self.corpus / a.source)
         return cite.verify(a.quote, self._stored[a.source], doc, a.start, a.end)
 
-    def run(self, items: list[GoldItem], k: int = 5, mode: str = "hybrid") -> dict:
-        records = []
-        for item in items:
-            result = self.qa.ask(item.question, k=k, mode=mode)
-            passages = [p.to_dict() for p in result.passages]
-            records.append({
-                "id": item.id, "split": item.split, "lang": item.lang, "type": item.type,
-                "answerable": item.answerable, "kind": item.kind, "correct": judge(item, result),
-                "abstained": result.abstained,
-                "faithful": self.faithful(result),
-                "cited_gold_source": bool(result.answer and result.answer.source in item.sources),
-                "hit_rank": next((i for i, p in enumerate(passages, 1) if _passage_hit(p, item)), None),
-                "answer": result.answer.to_dict() if result.answer else None, "passages": passages,
-                "latency_ms": result.timings_ms["total"],
-            })
+    def run(self, items: list[GoldItem], k: int = 5, mode: str = "hybrid", abstain: bool = True) -> dict:
+        """``abstain=False`` turns the relevance test off (min_relevance -1) for this run only; a when /
+        how-many quote holding no date / quantity is still declined."""
+        settings = self.qa.extractor.settings
+        if not abstain:
+            self.qa.extractor.settings = replace(settings, min_relevance=-1.0)
+        try:
+            records = [self._record(item, k, mode) for item in items]
+        finally:
+            self.qa.extractor.settings = settings
         return {"summary": summarize(records), "questions": records}
+
+    def _record(self, item: GoldItem, k: int, mode: str) -> dict:
+        result = self.qa.ask(item.question, k=k, mode=mode)
+        passages = [p.to_dict() for p in result.passages]
+        return {
+            "id": item.id, "split": item.split, "lang": item.lang, "type": item.type,
+            "answerable": item.answerable, "kind": item.kind, "correct": judge(item, result),
+            "abstained": result.abstained,
+            "faithful": self.faithful(result),
+            "cited_gold_source": bool(result.answer and result.answer.source in item.sources),
+            "hit_rank": next((i for i, p in enumerate(passages, 1) if _passage_hit(p, item)), None),
+            "answer": result.answer.to_dict() if result.answer else None, "passages": passages,
+            "latency_ms": result.timings_ms["total"],
+        }
 
 
 def summarize(records: list[dict]) -> dict:
@@ -145,17 +165,146 @@ def summarize(records: list[dict]) -> dict:
     return summary
 
 
-def table(columns: dict[str, dict]) -> str:
-    """Metrics as rows, one column per part (dev, test, all...)."""
+def per_split(records: list[dict]) -> dict[str, dict]:
+    """Summaries per gold split (dev, test...), then over all questions."""
+    parts = sorted({r["split"] for r in records if r["split"]})
+    return {**{p: summarize([r for r in records if r["split"] == p]) for p in parts}, "all": summarize(records)}
+
+
+def breakdowns(records: list[dict], gold: dict[str, GoldItem]) -> dict[str, dict]:
+    """Answerable questions by language, question type and document (first gold source). All splits
+    together: one split leaves a handful of questions per group."""
+    keys = {"language": lambda r: r["lang"], "type": lambda r: r["type"],
+            "document": lambda r: gold[r["id"]].sources[0] if gold[r["id"]].sources else ""}
+    out = {}
+    for name, key in keys.items():
+        groups: dict[str, list[dict]] = {}
+        for r in records:
+            if r["answerable"]:
+                groups.setdefault(key(r) or "-", []).append(r)
+        out[name] = {g: {k: summarize(rows)[k] for k in BREAKDOWN_KEYS} for g, rows in sorted(groups.items())}
+    return out
+
+
+def confusion(records: list[dict]) -> dict[str, dict]:
+    """Gold answerable / unanswerable (and the latter by kind) x answered / abstained, in questions."""
+    rows = {"answerable": lambda r: r["answerable"], "unanswerable": lambda r: not r["answerable"],
+            "unanswerable/off_topic": lambda r: r["kind"] == "off_topic",
+            "unanswerable/near_miss": lambda r: r["kind"] == "near_miss"}
+    return {name: {"answered": sum(1 for r in records if test(r) and not r["abstained"]),
+                   "abstained": sum(1 for r in records if test(r) and r["abstained"])}
+            for name, test in rows.items()}
+
+
+def report(evaluator: Evaluator, items: list[GoldItem], k: int = 5, log=lambda _: None) -> dict:
+    """The four SYSTEMS on the gold set. ``summary`` and ``questions`` are the full pipeline's, as
+    ``Evaluator.run`` gives them (design.md's schema); ``systems`` holds each system's summaries per
+    split, ``breakdowns`` each system's breakdowns, ``confusion`` the full pipeline's abstentions."""
+    runs = {}
+    for name, (mode, abstain) in SYSTEMS.items():
+        t = time.perf_counter()
+        runs[name] = evaluator.run(items, k=k, mode=mode, abstain=abstain)
+        log(f"eval: {name}: {len(items)} questions in {time.perf_counter() - t:.1f} s")
+    gold = {item.id: item for item in items}
+    return {**runs["full"],
+            "systems": {name: per_split(run["questions"]) for name, run in runs.items()},
+            "breakdowns": {name: breakdowns(run["questions"], gold) for name, run in runs.items()},
+            "confusion": confusion(runs["full"]["questions"])}
+
+
+def _cell(key: str, value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.1f}" if key.startswith("latency") else f"{value:.3f}"
+    return str(value)
+
+
+def table(columns: dict[str, dict], keys: tuple[str, ...] = TABLE_KEYS, first: str = "metric",
+          transpose: bool = False, markdown: bool = False) -> str:
+    """Metrics as rows, one column per part (dev, test, all...); transposed, one row per part (for many
+    or long part names: documents). Aligned text for the terminal, or a Markdown table."""
     names = list(columns)
-    keys = [*SUMMARY_KEYS[:10], "abstention_off_topic", "abstention_near_miss", "false_abstention", *SUMMARY_KEYS[10:]]
-    width = max(len(k) for k in keys)
-    lines = [f"{'metric':<{width}}  " + "  ".join(f"{n:>8}" for n in names)]
-    lines.append("-" * len(lines[0]))
-    for key in keys:
-        cells = []
-        for n in names:
-            v = columns[n].get(key, "")
-            cells.append(f"{v:>8}" if isinstance(v, int) else f"{v:>8.3f}" if key[:7] != "latency" else f"{v:>8.1f}")
-        lines.append(f"{key:<{width}}  " + "  ".join(cells))
-    return "\n".join(lines)
+    if transpose:
+        header = [first, *keys]
+        rows = [[n, *(_cell(k, columns[n].get(k, "")) for k in keys)] for n in names]
+    else:
+        header = [first, *names]
+        rows = [[k, *(_cell(k, columns[n].get(k, "")) for n in names)] for k in keys]
+    if markdown:
+        lines = [header, ["---", *["---:"] * (len(header) - 1)], *rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    widths = [widths[0], *(max(8, w) for w in widths[1:])]
+
+    def line(cells):
+        return "  ".join([f"{cells[0]:<{widths[0]}}", *(f"{c:>{w}}" for c, w in zip(cells[1:], widths[1:]))])
+
+    head = line(header)
+    return "\n".join([head, "-" * len(head), *map(line, rows)])
+
+
+def render(rep: dict, title: str, markdown: bool = False, chart_file: str | None = None) -> str:
+    """The report's tables, as text for the terminal or as Markdown (then with the chart's image)."""
+    systems, full = rep["systems"], rep["systems"]["full"]
+    n_answerable = sum(1 for r in rep["questions"] if r["answerable"])
+    out = [f"# csto-qa eval: {title}" if markdown else title,
+           "Systems: bm25, dense = that retrieval alone, then extraction and abstention; hybrid = hybrid "
+           "retrieval and extraction, abstention off; full = hybrid with abstention (the pipeline csto-qa runs)."]
+    if markdown and chart_file:
+        out.append(f"![answer accuracy, hit@5 and abstention per system]({chart_file})")
+
+    def section(heading: str, body: str) -> None:
+        out.extend([f"## {heading}" if markdown else f"{heading}:", body])
+
+    section("Full pipeline, per split", table(full, markdown=markdown))
+    for part in [p for p in ("test", "all") if p in full]:
+        section(f"Systems side by side, {'all questions' if part == 'all' else part + ' split'}",
+                table({name: parts[part] for name, parts in systems.items()}, markdown=markdown))
+    for name, groups in rep["breakdowns"]["full"].items():
+        section(f"Full pipeline by {name} ({n_answerable} answerable questions, all splits)",
+                table(groups, BREAKDOWN_KEYS, first=name, transpose=True, markdown=markdown))
+    section("Abstention, full pipeline (all questions)",
+            table(rep["confusion"], ("answered", "abstained"), first="gold", transpose=True, markdown=markdown))
+    return "\n\n".join(out) + "\n"
+
+
+def chart(rep: dict, title: str, path: Path) -> None:
+    """One PNG: per system, answer accuracy, hit@5 and abstention on the test split; accuracy by language."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg: no display needed
+    from matplotlib.figure import Figure
+
+    systems = rep["systems"]
+    part = "test" if "test" in systems["full"] else "all"
+    metrics = {"answer_accuracy": "answer accuracy", "hit@5": "hit@5 (retrieval)",
+               "abstention_recall": "abstains when\nunanswerable", "false_abstention": "abstains when\nanswerable"}
+    langs = rep["breakdowns"]["full"]["language"]
+    fig = Figure(figsize=(13, 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, width_ratios=(3, 1.4))
+    _bars(left, list(metrics.values()), {s: [systems[s][part][m] for m in metrics] for s in systems},
+          f"per system, {part} split ({systems['full'][part]['n']} questions)")
+    _bars(right, [f"{LANGUAGES.get(lang, lang)} ({g['n']})" for lang, g in langs.items()],
+          {s: [rep["breakdowns"][s]["language"].get(lang, {}).get("answer_accuracy", 0.0) for lang in langs]
+           for s in systems},
+          "answer accuracy by question language\n(answerable questions, all splits)")
+    labels = {"hybrid": "hybrid, abstention off", "full": "full: hybrid + abstention"}
+    handles = left.get_legend_handles_labels()[0]
+    fig.legend(handles, [labels.get(s, f"{s} retrieval") for s in systems], loc="outside lower center",
+               ncols=len(systems), frameon=False)
+    fig.suptitle(f"csto-qa eval: {title}", fontsize=12)
+    fig.savefig(path, dpi=110)
+
+
+def _bars(ax, groups: list[str], series: dict[str, list[float]], title: str) -> None:
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        x = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar_label(ax.bar(x, values, width, label=name), fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of questions")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(title, fontsize=10)
