@@ -14,9 +14,15 @@ Layout of the index folder:
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
 
-A build writes a new generation aside and only then points CURRENT at it, so a crash at any
-moment leaves the previous index in use. Opening checks format, embedder, corpus and checksums;
-anything off raises IndexProblem with a one-line reason, and the caller rebuilds.
+A build writes a new generation aside (in .gen-<id>.tmp, renamed when complete) and only then points
+CURRENT at it, so a crash at any moment leaves the previous index in use; the next build removes
+what a crashed one left behind. Opening checks format, the manifest's own checksum, embedder, corpus
+and every artefact's checksum; anything off raises IndexProblem with a one-line reason, and the caller
+rebuilds. A reader holds its whole index in memory: a build swapping generations under it does not
+disturb it, and a reader that opens during a swap retries on the new generation.
+
+Files that cannot be indexed (see load.check_entry and load.load_file) are recorded in the manifest
+under "problems" with their reason; they do not make the index stale until they change.
 """
 
 from __future__ import annotations
@@ -38,11 +44,11 @@ from tqdm import tqdm
 
 from . import analyze
 from .embed import Embedder
-from .load import LoadError, corpus_files, file_digest, load_file
+from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
 from .split import SplitSettings, chunk_spans, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 5  # of the index folder; a change forces a rebuild
+FORMAT_VERSION = 6  # of the index folder; a change forces a rebuild (6: the manifest checksums itself)
 VECTORS_VERSION = 1  # of what is embedded for a file; a change forces re-embedding
 EMBED_BATCH = 32
 
@@ -120,19 +126,32 @@ def staleness(corpus: Path, manifest: dict, embedder_identity: str | None, setti
         return f"index was built by {manifest['embedder']['identity']}, not {embedder_identity}"
     if settings and manifest["split"] != settings.to_dict():
         return "splitter settings changed"
+    if manifest.get("limits") != _limits():
+        return "file size limits changed"
     known = {**manifest["files"], **manifest["problems"]}
     paths = {p.relative_to(corpus).as_posix(): p for p in _scan(corpus)}
     if set(paths) != set(known):
         added, removed = sorted(set(paths) - set(known)), sorted(set(known) - set(paths))
         return "corpus changed: " + ", ".join([f"+{a}" for a in added][:3] + [f"-{r}" for r in removed][:3])
     for name, path in paths.items():
+        prev, problem = known[name], name in manifest["problems"]
         try:
-            if _file_state(path, known[name])["sha256"] != known[name]["sha256"]:
+            check_entry(path, corpus)
+        except LoadError as exc:
+            if problem and prev.get("reason") == str(exc):
+                continue
+            return f"corpus changed: {name}: {exc}"
+        try:
+            if _file_state(path, prev)["sha256"] != prev.get("sha256"):
                 return f"corpus changed: {name} was modified"
         except OSError:
-            if name not in manifest["problems"]:
+            if not problem:
                 return f"corpus changed: {name} is unreadable"
     return None
+
+
+def _limits() -> dict:
+    return {"max_text_chars": max_text_chars()}
 
 
 # --- building -------------------------------------------------------------------------------
@@ -156,6 +175,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Makes a rename in ``folder`` durable (a power cut must not undo the swap of CURRENT)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _sha_file(path: Path) -> str:
@@ -216,45 +250,68 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         docs: list[Document] = []
         states: dict[str, dict] = {}
         problems: dict[str, dict] = {}
+
+        def refuse(name: str, reason: str, state: dict) -> None:
+            problems[name] = {"reason": reason, **state}
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")  # an undecodable name prints as \xe9
+            log(f"skipped {shown}: {reason}")
+
         for path in _scan(corpus):
             name = path.relative_to(corpus).as_posix()
             try:
+                check_entry(path, corpus)
+            except LoadError as exc:  # links, pipes...: never opened, so no content hash
+                refuse(name, str(exc), {"sha256": ""})
+                continue
+            try:
                 state = _file_state(path, prev_files.get(name))
             except OSError as exc:
-                problems[name] = {"reason": f"unreadable ({exc.strerror or type(exc).__name__})", "sha256": ""}
-                log(f"skipped {name}: {problems[name]['reason']}")
+                refuse(name, f"unreadable ({exc.strerror or type(exc).__name__})", {"sha256": ""})
                 continue
             try:
                 docs.append(load_file(path, corpus))
                 states[name] = state
             except LoadError as exc:
-                problems[name] = {"reason": str(exc), **state}
-                log(f"skipped {name}: {exc}")
+                refuse(name, str(exc), state)
+            except (MemoryError, RecursionError, ValueError, TypeError, LookupError, AssertionError,
+                    ArithmeticError, AttributeError) as exc:  # a loader bug on one odd file spares the others
+                refuse(name, f"could not be loaded ({type(exc).__name__}: {str(exc)[:120]})", state)
 
         per_file: list[dict] = []
         todo = []
         for doc in docs:
-            cached = cache / f"{_text_key(doc)}.npz"
-            if cached.exists():
-                try:
-                    with np.load(cached) as z:
-                        per_file.append({k: z[k] for k in z.files})
-                    continue
-                except (OSError, ValueError, KeyError):
-                    pass  # a damaged cache entry is simply embedded again
-            per_file.append({})
-            todo.append(len(per_file) - 1)
+            entry = _read_cache_entry(cache / f"{_text_key(doc)}.npz", embedder.dim)
+            per_file.append(entry or {})
+            if entry is None:  # missing, or damaged: simply embedded again
+                todo.append(len(per_file) - 1)
 
         n_texts = 0
         plans = {}
-        for i in todo:
+        for i in list(todo):
             doc = docs[i]
-            cspans = np.array(chunk_spans(doc.text, settings), dtype=np.int64).reshape(-1, 2)
-            sspans = np.array(sentence_spans(doc.text), dtype=np.int64).reshape(-1, 2)
+            try:
+                cspans = np.array(chunk_spans(doc.text, settings), dtype=np.int64).reshape(-1, 2)
+                sspans = np.array(sentence_spans(doc.text), dtype=np.int64).reshape(-1, 2)
+            except (RecursionError, ValueError, TypeError, LookupError, AssertionError) as exc:
+                refuse(doc.source, f"could not be split ({type(exc).__name__}: {str(exc)[:120]})",
+                       states.pop(doc.source))
+                todo.remove(i)
+                continue
             plans[i] = (cspans, sspans)
             n_texts += len(cspans) + 2 * len(sspans)
+        keep = [i for i, d in enumerate(docs) if d.source not in problems]
+        if len(keep) < len(docs):  # some could not be split: drop them from the lists
+            renumber = {old: new for new, old in enumerate(keep)}
+            docs, per_file = [docs[i] for i in keep], [per_file[i] for i in keep]
+            todo = [renumber[i] for i in todo]
+            plans = {renumber[i]: plan for i, plan in plans.items()}
+        if not docs:  # an index of nothing would answer nothing: say so, and keep the previous index
+            reasons = "; ".join(f"{name}: {p['reason']}" for name, p in list(problems.items())[:3])
+            raise IndexProblem(f"nothing to index in {corpus}: " + (
+                f"none of its {len(problems)} file(s) can be indexed ({reasons})" if problems
+                else "the folder has no documents"))
         words = sorted(set().union(*(analyze.lexicon(d.text) for d in docs)))
-        known_words = _read_lexicon(cache)
+        known_words = _read_lexicon(cache, embedder.dim)
         new_words = [w for w in words if w not in known_words]
         n_texts += len(new_words)
         if todo:
@@ -301,12 +358,40 @@ def _text_key(doc: Document) -> str:
     return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
 
 
-def _read_lexicon(cache: Path) -> dict[str, np.ndarray]:
+def _read_lexicon(cache: Path, dim: int) -> dict[str, np.ndarray]:
+    """The cached word vectors; a damaged file (bad zip, CRC error, wrong shapes) counts as none."""
     try:
         with np.load(cache / "lexicon.npz") as z:
-            return dict(zip(z["words"].tolist(), z["vectors"]))
-    except (OSError, ValueError, KeyError):
+            words, vectors = z["words"].tolist(), z["vectors"]
+        if vectors.shape != (len(words), dim) or not np.isfinite(vectors).all():
+            return {}
+        return dict(zip(words, vectors))
+    except Exception:  # noqa: BLE001 - zipfile.BadZipFile, EOFError, pickle refusals...: all mean "damaged"
         return {}
+
+
+CACHE_KEYS = ("chunk_spans", "chunk_vectors", "sentence_spans", "sentence_vectors", "context_vectors")
+
+
+def _read_cache_entry(path: Path, dim: int) -> dict | None:
+    """A file's cached spans and vectors, or None when missing or damaged in any way (a damaged entry is
+    embedded again): the zip's CRC catches flipped bytes, the checks below truncated or foreign arrays."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            entry = {k: z[k] for k in CACHE_KEYS}
+    except Exception:  # noqa: BLE001
+        return None
+    n_chunks, n_sentences = len(entry["chunk_spans"]), len(entry["sentence_spans"])
+    shapes_ok = (entry["chunk_spans"].shape == (n_chunks, 2) and entry["sentence_spans"].shape == (n_sentences, 2)
+                 and entry["chunk_vectors"].shape == (n_chunks, dim)
+                 and entry["sentence_vectors"].shape == (n_sentences, dim)
+                 and entry["context_vectors"].shape == (n_sentences, dim))
+    vectors = ("chunk_vectors", "sentence_vectors", "context_vectors")
+    if not shapes_ok or not all(np.isfinite(entry[k]).all() for k in vectors):
+        return None
+    return entry
 
 
 def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
@@ -339,7 +424,8 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     def stacked(key):
         return np.concatenate([p[key] for p in per_file]) if per_file else np.zeros((0, dim), np.float32)
 
-    (tmp / "documents.json").write_text(json.dumps([_document_record(d) for d in docs], ensure_ascii=False))
+    (tmp / "documents.json").write_text(json.dumps([_document_record(d) for d in docs], ensure_ascii=False),
+                                        encoding="utf-8")
     np.savez(tmp / "spans.npz", chunks=np.array(chunks, dtype=np.int64).reshape(-1, 3),
              sentences=np.array(sentences, dtype=np.int64).reshape(-1, 3))
     for name, key in (("chunks.faiss", "chunk_vectors"), ("contexts.faiss", "context_vectors")):
@@ -349,7 +435,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
     np.save(tmp / "hubness.npy", np.stack([_hubness(stacked("sentence_vectors")),
                                            _hubness(stacked("context_vectors"))], axis=1).reshape(-1, 2))
-    (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False))
+    (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False), encoding="utf-8")
     flat = faiss.IndexFlatIP(dim)
     words = _stack(list(lexicon.values()), dim)
     flat.add(words)
@@ -376,16 +462,26 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
         "lang": lang,
         "files": states,
         "problems": problems,
+        "limits": _limits(),
         "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
         "artefacts": artefacts,
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    manifest["checksum"] = _manifest_checksum(manifest)
+    # ASCII: the names of refused files may hold undecodable bytes (surrogate escapes), which JSON escapes
+    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=True, indent=1), encoding="ascii")
     for path in tmp.rglob("*"):
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
     os.replace(tmp, index_dir / gen)
+    _fsync_dir(index_dir)
     return gen
+
+
+def _manifest_checksum(manifest: dict) -> str:
+    """Of everything in the manifest but this field: a flipped byte that leaves valid JSON is caught too."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode("ascii")).hexdigest()
 
 
 HUB_NEIGHBOURS = 10
@@ -406,10 +502,14 @@ def _hubness(vectors: np.ndarray) -> np.ndarray:
 
 
 def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> None:
+    """Removes superseded generations and what crashed builds left: half-written generations
+    (.gen-*.tmp) and temporary files (.CURRENT.<pid>.tmp). Runs under the build lock."""
     for entry in index_dir.iterdir():
         stale_gen = entry.name.startswith(("gen-", ".gen-")) and entry.name != live
-        if stale_gen and entry.is_dir():
+        if stale_gen and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+            entry.unlink(missing_ok=True)
     for folder in (index_dir / "cache").iterdir():
         if folder.name != key:
             shutil.rmtree(folder, ignore_errors=True)
@@ -424,51 +524,81 @@ def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> No
 
 def _live_generation(index_dir: Path) -> Path:
     try:
-        gen = (index_dir / "CURRENT").read_text().strip()
-    except (OSError, UnicodeDecodeError):
+        gen = (index_dir / "CURRENT").read_bytes().decode("ascii").strip()
+    except FileNotFoundError:
         raise IndexProblem("no index yet") from None
-    if not gen.startswith("gen-") or "/" in gen or not (index_dir / gen).is_dir():
+    except (OSError, UnicodeDecodeError):
+        raise IndexProblem("index pointer is damaged") from None
+    if not gen.startswith("gen-") or "/" in gen or "\\" in gen or not (index_dir / gen).is_dir():
         raise IndexProblem("index pointer is damaged")
     return index_dir / gen
 
 
 def read_manifest(index_dir: Path) -> dict:
-    path = _live_generation(Path(index_dir)) / "manifest.json"
+    return _read_manifest(_live_generation(Path(index_dir)))
+
+
+def _read_manifest(gen: Path) -> dict:
     try:
-        manifest = json.loads(path.read_text())
-        manifest["embedder"]["identity"], manifest["files"], manifest["problems"], manifest["artefacts"]
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        version = manifest.get("format_version")
+    except (OSError, ValueError, AttributeError):
+        raise IndexProblem("index manifest is missing or damaged") from None
+    if version != FORMAT_VERSION:  # said first: an old index is not a damaged one
+        raise IndexProblem(f"index format {version} is not {FORMAT_VERSION}")
+    try:
+        if manifest["checksum"] != _manifest_checksum(manifest):
+            raise ValueError
+        manifest["embedder"]["identity"], manifest["split"], manifest["artefacts"].items()
+        manifest["files"].items(), manifest["problems"].items()
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise IndexProblem("index manifest is missing or damaged") from None
     return manifest
 
 
 def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: str | None = None,
                settings: SplitSettings | None = None) -> Index:
-    """Open the live index after checking it against the corpus, embedder and its own checksums."""
+    """Open the live index after checking it against the corpus, embedder and its own checksums.
+    When a build swaps generations while this reads (and removes the one being read), it reads again."""
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
+    for attempt in range(3):
+        gen = _live_generation(index_dir)
+        try:
+            return _open_generation(index_dir, gen, corpus, embedder_identity, settings)
+        except IndexProblem:
+            try:
+                swapped = _live_generation(index_dir) != gen
+            except IndexProblem:
+                swapped = False
+            if not swapped or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_identity: str | None,
+                     settings: SplitSettings | None) -> Index:
+    manifest = _read_manifest(gen)
     if corpus is not None:
         reason = staleness(Path(corpus), manifest, embedder_identity, settings)
         if reason:
             raise IndexProblem(f"index is stale ({reason})")
-    gen = _live_generation(index_dir)
     for name, digest in manifest["artefacts"].items():
         path = gen / name
         if not path.is_file() or _sha_file(path) != digest:
             raise IndexProblem(f"index file {name} is missing or damaged")
     try:
-        documents = [_document(r) for r in json.loads((gen / "documents.json").read_text())]
+        documents = [_document(r) for r in json.loads((gen / "documents.json").read_text(encoding="utf-8"))]
         with np.load(gen / "spans.npz") as z:
             chunk_rows, sentence_rows = z["chunks"], z["sentences"]
         chunk_vectors = faiss.read_index(str(gen / "chunks.faiss"))
         context_vectors = faiss.read_index(str(gen / "contexts.faiss"))
-        lexicon = json.loads((gen / "lexicon.json").read_text())
+        lexicon = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
         lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
         background = np.load(gen / "background.npy")
         sentence_vectors = np.load(gen / "sentences.npy").astype(np.float32)
         hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - checksums passed, yet a library refuses a file: unusable all the same
         raise IndexProblem(f"index cannot be read ({type(exc).__name__})") from None
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]

@@ -7,10 +7,12 @@ came from. No library keeps such a map through regex rewrites, hence the small M
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import html
 import os
 import re
+import stat
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +24,18 @@ from . import lang
 from .types import Document, OffsetMap
 
 SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf", ".html": "html", ".htm": "html"}
+# Limits. A file is read whole into memory: over MAX_FILE_BYTES it is not even opened. The real limit is
+# the time embedding takes: every character of text is embedded about four times (in its chunk, its
+# sentence alone, and with the next sentence as its context), and the default model embeds ~3,000
+# characters a second on a 2-core CPU, so a build indexes ~750 characters of text a second (the 42 kB
+# corpus: ~55 s). One million characters (a long book) is then ~20 minutes; a 20 MB text file would take
+# ~7 hours. Longer texts are refused with that reason rather than keeping a build busy for hours;
+# $CSTO_QA_MAX_CHARS raises (or lowers) the limit.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_TEXT_CHARS = 1_000_000
+INDEXED_CHARS_PER_SECOND = 750  # measured on the reference 2-core machine; only used to explain the limit
+# A text file with more than this share of control characters (other than tab, newlines, form feed) is binary.
+MAX_CONTROL_SHARE = 0.01
 
 
 class LoadError(Exception):
@@ -72,29 +85,121 @@ class MappedText:
 # --- reading --------------------------------------------------------------------------------
 
 
+def max_text_chars() -> int:
+    try:
+        return max(1, int(os.environ.get("CSTO_QA_MAX_CHARS", MAX_TEXT_CHARS)))
+    except ValueError:
+        return MAX_TEXT_CHARS
+
+
+def _too_long(n: int, limit: int) -> LoadError:
+    minutes = n / INDEXED_CHARS_PER_SECOND / 60
+    took = f"{minutes / 60:.0f} h" if minutes >= 90 else f"{max(minutes, 1):.0f} min"
+    return LoadError(f"too long: {n:,} characters of text, over the limit of {limit:,} (embedding it would take "
+                     f"about {took} on a CPU); split it into smaller files or raise $CSTO_QA_MAX_CHARS")
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\x80-\x9f]")
+
+
+def _binary(text: str) -> bool:
+    """Control characters (other than tab, newlines and form feed) in more than 1% of the text."""
+    return len(_CONTROLS.findall(text)) > MAX_CONTROL_SHARE * len(text)
+
+
+_FRENCHISH = set("àâäáçéèêëíîïñóôöúùûüÿœæßÀÂÄÁÇÉÈÊËÍÎÏÑÓÔÖÚÙÛÜŸŒÆ")
+
+
+def _western(text: str) -> bool:
+    """Plausibly French, English or another Western European language: few letters outside ASCII, or
+    (short texts full of accents: "Été à Noël") only the accented letters of French and its neighbours.
+    Cyrillic, Greek, Arabic or CJK bytes read as Windows-1252 come out as runs of letters like ð, þ, ý, ø."""
+    letters = [ch for ch in text[:200_000] if ch.isalpha()]  # a sample is enough, and quick
+    accented = [ch for ch in letters if ord(ch) > 127]
+    return (len(accented) <= 0.3 * len(letters)
+            or len(accented) <= 0.6 * len(letters) and all(ch in _FRENCHISH for ch in accented))
+
+
 def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16/32 with a BOM, else Windows-1252, the legacy encoding of
-    French and English text; other encodings are guessed by charset-normalizer."""
+    """UTF-8 (with or without BOM), UTF-16/32 with a BOM (or UTF-16 without one, for mostly-ASCII text),
+    else Windows-1252, the legacy encoding of French and English text, when the result reads like it;
+    else the legacy encoding charset-normalizer finds (Cyrillic, Greek, Arabic, Central European,
+    Chinese, Japanese, Korean...). Binary data and text in no recognisable encoding raise LoadError."""
     for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
                        (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
             try:
-                return data.decode(codec)
+                text = data.decode(codec)
             except UnicodeDecodeError:
-                raise LoadError(f"damaged {codec} text") from None
+                raise LoadError(f"damaged {codec.upper()} text") from None
+            if _binary(text):
+                raise LoadError(f"binary file (control characters in {codec.upper()} text)")
+            return text
     if b"\x00" in data[:8192]:
-        raise LoadError("binary file (NUL bytes)")
-    for codec in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:
-            pass
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise LoadError("binary file (NUL bytes)")
+        return text
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        if _binary(text):
+            raise LoadError("binary file (control characters)")
+        return text
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _binary(text):
+        raise LoadError("binary file (not text in any encoding)")
+    if text is not None and _western(text):
+        return text
+    best = _legacy_guess(data)
+    if best is None:
+        raise LoadError("not UTF-8 nor a recognisable legacy encoding (binary?)")
+    text = str(best)
+    if _binary(text):
+        raise LoadError("binary file (not text in any encoding)")
+    return text
+
+
+# Among equally plausible readings (short texts fit many code pages), the most common ones first.
+_PREFERRED = ("cp1252", "cp1251", "cp1250", "cp1253", "cp1254", "cp1256", "cp1255", "cp1257", "koi8_r", "koi8_u",
+              "iso8859_15", "iso8859_2", "iso8859_5", "iso8859_7", "gb18030", "big5", "cp932", "shift_jis",
+              "euc_jp", "cp949", "euc_kr")
+
+
+def _legacy_guess(data: bytes):
+    """charset-normalizer's reading of the bytes, or None when none reads as text."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
-        raise LoadError("unknown text encoding")
-    return str(best)
+    matches = [m for m in from_bytes(data) if m.chaos <= 0.3]
+    if not matches:
+        return None
+    least = min(m.chaos for m in matches)
+    tied = [m for m in matches if m.chaos <= least + 0.01]
+    rank = {name: i for i, name in enumerate(_PREFERRED)}
+    return min(tied, key=lambda m: (-round(m.coherence, 1), rank.get(m.encoding, len(rank))))
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Windows "Unicode" text saved without a BOM: every other byte is NUL for ASCII characters."""
+    if len(data) % 2:
+        return None
+    for codec, zeros in (("utf-16-le", data[1::2]), ("utf-16-be", data[0::2])):
+        if zeros.count(0) < 0.5 * len(zeros):
+            continue
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:200_000]
+        printable = sum(1 for ch in sample if ch.isprintable() or ch in "\n\r\t")
+        if not _binary(text) and printable >= 0.95 * len(sample) and "\x00" not in text:
+            return text
+    return None
 
 
 class _HTMLText(HTMLParser):
@@ -166,15 +271,35 @@ def _html_text(raw: str) -> tuple[MappedText, str]:
     return MappedText("".join(texts), np.concatenate(maps).astype(np.int64)), html.unescape(parser.title).strip()
 
 
-def _pdf_text(path: Path) -> tuple[str, str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def _pdf_text(path: Path, limit: int | None = None) -> tuple[str, str]:
+    """The text of every page, pages separated by a blank line, and the metadata title. Any failure of
+    the PDF library on a damaged, encrypted or odd file is a LoadError (pypdf raises many kinds)."""
+    import logging
 
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files make pypdf chatty
     try:
         reader = PdfReader(str(path))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if reader.is_encrypted:  # an empty user password still opens many "protected" PDFs
+            try:
+                opened = reader.decrypt("")
+            except Exception:  # noqa: BLE001 - e.g. AES without the cryptography package
+                opened = 0
+            if not opened:
+                raise LoadError("encrypted PDF (password-protected)")
+        pages, n = [], 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            n += len(pages[-1]) + 2
+            if limit is not None and n > limit:
+                raise _too_long(n, limit)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
+    except LoadError:
+        raise
+    except RecursionError:
+        raise LoadError("unreadable PDF (too deeply nested)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged PDF may break pypdf in any way
         raise LoadError(f"unreadable PDF ({type(exc).__name__})") from None
     return "\n\n".join(pages), str(meta_title).strip()
 
@@ -185,6 +310,7 @@ _ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31
 _CRLF = re.compile(r"\r\n?")
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t\f\v]")
 _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")  # lone halves some decoders let through: not storable as UTF-8
 _APOS = "['’]"
 # Site furniture (ads, subscription calls, copyright notices): whole lines that carry no content.
 _BOILERPLATE = re.compile(
@@ -236,6 +362,7 @@ def _join_wrap(m: re.Match) -> str:
 
 
 def clean(mt: MappedText, kind: str) -> MappedText:
+    mt = mt.sub(_SURROGATES, lambda m: "\ufffd")
     mt = mt.sub(_CRLF, lambda m: "\n")
     mt = mt.sub(_ENTITY, lambda m: html.unescape(m.group(0)))
     mt = mt.sub(_SPACES, lambda m: " ")
@@ -269,14 +396,45 @@ def _title(text: str, given: str) -> str:
     return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + " …"
 
 
+def check_entry(path: Path, root: Path) -> None:
+    """Raises LoadError when a corpus entry is not a regular file that may be read: symbolic links to
+    folders are never followed (so no loops), dangling or looping links and links that lead outside the
+    corpus folder are refused (the app must serve nothing but the corpus), and so are pipes, sockets and
+    devices (reading a pipe would block the build) and names that are not valid UTF-8 (citations name files)."""
+    try:
+        path.relative_to(root).as_posix().encode("utf-8")
+    except UnicodeEncodeError:
+        raise LoadError("file name is not valid UTF-8: rename the file") from None
+    is_link = path.is_symlink()
+    try:
+        st = path.stat()  # follows links
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError("symbolic link loop") from None
+        if is_link and isinstance(exc, FileNotFoundError):
+            raise LoadError("broken symbolic link (its target does not exist)") from None
+        raise LoadError(f"unreadable ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise LoadError("symbolic link to a folder (not followed)" if is_link else "a folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise LoadError("not a regular file (pipe, socket or device)")
+    if is_link:
+        target = path.resolve()
+        if not target.is_relative_to(Path(root).resolve()):
+            raise LoadError("symbolic link to a file outside the corpus folder (not followed)")
+
+
 def load_file(path: Path, root: Path) -> Document:
     kind = SUFFIXES.get(path.suffix.lower())
+    check_entry(path, root)
     if kind is None:
         raise LoadError(f"unsupported file type '{path.suffix or '(none)'}'")
+    limit = max_text_chars()
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise LoadError(f"too large ({size // 2**20} MB > {MAX_FILE_BYTES // 2**20} MB)")
+            raise LoadError(f"too large: {size / 2**20:.0f} MB, over the limit of {MAX_FILE_BYTES // 2**20} MB "
+                            "for a file; split it into smaller files")
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(f"unreadable ({exc.strerror or type(exc).__name__})") from None
@@ -284,20 +442,26 @@ def load_file(path: Path, root: Path) -> Document:
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise LoadError("not a PDF file")
-        raw, given = _pdf_text(path)
+        raw, given = _pdf_text(path, limit)
         mt = MappedText.verbatim(raw)
     else:
         raw = _decode(data)
         if kind == "html":
+            if len(raw) > 20 * limit:  # markup and scripts do not count, but the parser must get through them
+                raise _too_long(len(raw), limit)
             mt, given = _html_text(raw)
         else:
             mt = MappedText.verbatim(raw)
             if kind == "markdown":
                 heading = re.search(r"^#[ \t]+(.+)$", raw, re.MULTILINE)
                 given = heading.group(1) if heading else ""
+        if len(mt.text) > limit:  # checked before cleaning, which would take long on a huge text
+            raise _too_long(len(mt.text), limit)
     mt = clean(mt, kind)
-    if not mt.text.strip():
-        raise LoadError("no text" + (" (scanned PDF?)" if kind == "pdf" else ""))
+    if not any(ch.isalnum() for ch in mt.text):
+        raise LoadError("no text" + (" (scanned PDF?)" if kind == "pdf" else " (no letter or digit)"))
+    if len(mt.text) > limit:
+        raise _too_long(len(mt.text), limit)
     line_starts = (0,) + tuple(m.end() for m in re.finditer("\n", raw))
     return Document(
         source=path.relative_to(root).as_posix(),
@@ -318,12 +482,15 @@ def stored_text(path: Path) -> str:
 
 
 def corpus_files(root: Path) -> Iterator[Path]:
-    """Candidate files under root, sorted; symlinked folders are not followed (no loops)."""
+    """Every entry under root that may be a document, sorted: files, and also links to folders, pipes
+    and the like, which ``check_entry`` refuses with a reason (so the build names them). Symbolic links
+    to folders are not followed (no loops); hidden entries (".name") are ignored."""
+    entries = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
+        entries += [Path(dirpath) / name for name in [*filenames, *links] if not name.startswith(".")]
+    yield from sorted(entries, key=lambda p: p.relative_to(root).as_posix())
 
 
 def file_digest(path: Path) -> str:

@@ -12,13 +12,16 @@ from pathlib import Path
 import gradio as gr
 
 from .evaluate import GoldError, load_gold
-from .qa import QA, QuestionError, clean_question
+from .qa import MAX_QUESTION_CHARS, QA, QuestionError, clean_question
 from .retrieve import MODES
 
 # The engine is CPU-bound: more parallel questions only slow each other down. Questions from the page
 # and from the API share this limit; the cheap events (opening a document...) are not limited.
 ENGINE_CONCURRENCY = 2
 QUEUE_SIZE = 64
+# A question longer than this is refused before any work (answers use only its first 1000 characters):
+# cleaning a question costs time in proportion to its length, inside an engine slot.
+MAX_REQUEST_CHARS = 100_000
 ENGINE = "engine"
 
 DEFAULT_EXAMPLES = "gold/gold_v1.jsonl"
@@ -389,6 +392,12 @@ def _lang_from(request: gr.Request | None) -> str:
     return "fr" if header.strip().lower().startswith("fr") else "en"
 
 
+def _check_size(question) -> None:
+    if isinstance(question, str) and len(question) > MAX_REQUEST_CHARS:
+        raise gr.Error(f"question too long: {len(question):,} characters, over the limit of {MAX_REQUEST_CHARS:,} "
+                       f"(only the first {MAX_QUESTION_CHARS:,} are used)", title="csto-qa", print_exception=False)
+
+
 def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks:
     docs = {d.source: d for d in qa.index.documents}
     examples_list = examples_from_gold(DEFAULT_EXAMPLES) if examples is None else list(examples)
@@ -406,15 +415,17 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
                 *chrome(lang))
 
     def ask_api(question: str) -> dict:
+        _check_size(question)
         try:
             return qa.ask(question).to_dict()
         except QuestionError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def start_turn(question: str, history: list[dict], lang: str):
         """Shows the question at once, before waiting for a free slot of the engine."""
         if any(turn["status"] == "pending" for turn in history):
             raise gr.Error(_t(lang)["busy"], title="csto-qa")
+        _check_size(question)
         try:
             text, _ = clean_question(question)
         except QuestionError as exc:
