@@ -54,3 +54,14 @@ def corpus_copy(tmp_path) -> Path:
     dst = tmp_path / "corpus"
     shutil.copytree(CORPUS, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def app_url(qa):
+    """The web app on 127.0.0.1, on a free port Gradio picks, over the session's shared index."""
+    from csto_qa import ui
+
+    app = ui.build_app(qa, log=lambda *_: None)
+    _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
+    yield url
+    app.close()

@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-from csto_qa import ui
 
 CHROMIUM = "/usr/bin/chromium"
 # No GPU, no sandbox (root in a container), and no calls home: the machines here are offline.
@@ -13,12 +12,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 QUESTION = "Où se tiendra le prochain sommet de l'OTSC ?"
 
 
-@pytest.fixture(scope="module")
-def app_url(qa):
-    app = ui.build_app(qa, log=lambda *_: None)
-    _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
-    yield url
-    app.close()
 
 
 @pytest.fixture()

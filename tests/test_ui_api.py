@@ -13,13 +13,6 @@ from csto_qa.types import Document, OffsetMap
 MARKUP = "<script>alert(1)</script><b>x</b>"
 
 
-@pytest.fixture(scope="session")
-def app_url(qa):
-    """The app on 127.0.0.1, on a free port Gradio picks, over the session's shared index."""
-    app = ui.build_app(qa, log=lambda *_: None)
-    _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
-    yield url
-    app.close()
 
 
 @pytest.fixture(scope="session")
