@@ -1,0 +1,39 @@
+"""The engine on a second French corpus it was never tuned on (tests/data: original FAQ-style texts
+about a fictional town, with their own gold set): nothing in the engine may be specific to the CSTO
+documents. A regression guard at the level reached, and the invariants that hold on any corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from csto_qa import QA
+from csto_qa.evaluate import Evaluator, load_gold
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, embedder):
+    qa = QA.open(DATA / "corpus_fr2", tmp_path_factory.mktemp("fr2-index"), embedder=embedder, progress=False,
+                 log=lambda *_: None)
+    return qa, Evaluator(qa, DATA / "corpus_fr2").run(load_gold(DATA / "gold_fr2.jsonl"))
+
+
+def test_every_format_of_the_second_corpus_is_indexed(run):
+    qa, _ = run
+    sources = {d.source for d in qa.index.documents}
+    assert len(sources) == 10 and {".txt", ".md", ".html"} <= {Path(s).suffix for s in sources}
+    html_doc = next(d for d in qa.index.documents if d.source.endswith(".html"))
+    assert html_doc.title.startswith("Déchets") and "<script" not in html_doc.text
+
+
+def test_second_corpus_quality_does_not_regress(run):
+    _, out = run
+    s = out["summary"]
+    assert s["faithfulness"] == 1.0
+    assert s["hit@5"] >= 0.80
+    assert s["answer_accuracy"] >= 0.45
+    assert s["abstention_off_topic"] >= 0.75
+    assert s["false_abstention"] <= 0.10
