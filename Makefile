@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup run test eval bench clean
+.PHONY: setup run test eval clean
 
 setup: $(VENV)/.installed
 

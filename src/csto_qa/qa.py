@@ -66,6 +66,7 @@ class QA:
             report = build(Path(corpus), Path(index), emb, split, progress=progress, log=log)
             log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
             idx = open_index(Path(index), Path(corpus), emb.identity, split)
+        lang.detect("warm up")  # loads the language model now, not on the first user's question (0.4 s)
         return cls(idx, emb, extract)
 
     def ask(self, question: str, k: int = 5, mode: str = "hybrid") -> Result:

@@ -6,8 +6,6 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 # A sentence end: terminal punctuation, then space, then something that can open a sentence.
 # The look-behinds keep French and English abbreviations and initials ("M. Poutine", "W. H. Hill",
 # "p. 7", "n° 3") inside their sentence; loading already turned hard line wraps into spaces.
@@ -31,7 +29,10 @@ class SplitSettings:
 
 
 @lru_cache(maxsize=8)
-def _splitter(settings: SplitSettings) -> RecursiveCharacterTextSplitter:
+def _splitter(settings: SplitSettings):
+    # imported here: answering never splits, and the import costs a quarter of a cold start
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,

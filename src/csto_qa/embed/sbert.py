@@ -10,6 +10,17 @@ import numpy as np
 from .base import Embedder, normalise
 
 
+def _digest(folder: Path) -> str:
+    """Short digest of a model folder: its configuration files, and the names and sizes of the rest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(path.read_bytes() if path.suffix == ".json" else str(path.stat().st_size).encode())
+    return h.hexdigest()[:12]
+
+
 class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str):
         from sentence_transformers import SentenceTransformer
@@ -17,7 +28,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._model = SentenceTransformer(model, device="cpu")
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
-        name = Path(model).name if Path(model).exists() else model
+        folder = Path(model)
+        # a folder's name says little ("model"): its files' digest tells two local models apart
+        name = f"{folder.name}@{_digest(folder)}" if folder.exists() else model
         self.identity = f"sentence-transformers:{name}:{self.dim}"
         self._query_prompt, self._passage_prompt = self._prompts(model)
 

@@ -1,0 +1,131 @@
+"""Per-question latency over the gold set, warm, split by stage.
+
+After a warm-up, every gold question goes through the pipeline --passes times. Each question is run
+twice per pass: once piece by piece, calling the engine's own parts (Retriever.query,
+Retriever._dense_chunks / _dense_sentences / _bm25 / _rrf, Retriever.search, Extractor.extract) with
+a clock around each, and once through QA.ask, whose timings_ms are its own split. The engine is not
+changed; the embedder is wrapped to time the query embedding inside Retriever.query.
+
+Stages (ms):
+  question embedding alone   embed_queries([question]) by itself
+  query: embedding           the embedding call inside Retriever.query (the question plus every
+                             question word the corpus does not know, in one batch)
+  query: terms               the rest of Retriever.query: stemming, spelling, the lexicon bridge
+  dense chunks / dense sentences / bm25 / rrf fusion   the parts of Retriever.search
+  search                     Retriever.search as called (all of the above plus top-k)
+  extract                    Extractor.extract on the hits
+  ask.*                      QA.ask's own timings_ms (embed, retrieve, extract, total)
+
+The index is kept in $CSTO_QA_BENCH_DIR (default /tmp/csto-qa-bench), built there on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchlib import CORPUS, GOLD, WORK, header, pct, quiet, slug, table, verdict
+from csto_qa import QA
+from csto_qa.embed import Embedder
+from csto_qa.evaluate import load_gold
+from csto_qa.qa import clean_question
+from csto_qa.retrieve import Retriever
+
+TARGET_P50, TARGET_P95 = 40.0, 120.0
+
+
+class TimedEmbedder(Embedder):
+    """Records the duration and batch size of the last embed_queries call."""
+
+    def __init__(self, inner: Embedder):
+        self.inner, self.identity, self.dim = inner, inner.identity, inner.dim
+        self.ms, self.texts = 0.0, 0
+
+    def embed_queries(self, texts):
+        t = time.perf_counter()
+        out = self.inner.embed_queries(texts)
+        self.ms, self.texts = (time.perf_counter() - t) * 1000, len(texts)
+        return out
+
+    def embed_passages(self, texts):
+        return self.inner.embed_passages(texts)
+
+
+def clocked(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t) * 1000
+
+
+def one_question(qa: QA, retriever: Retriever, timed: TimedEmbedder, question: str, times: dict) -> None:
+    text, _ = clean_question(question)
+    s = retriever.settings
+    times["question embedding alone"].append(clocked(qa.embedder.embed_queries, [text])[1])
+    query, ms = clocked(retriever.query, text)
+    times["query: embedding"].append(timed.ms)
+    times["query: terms"].append(ms - timed.ms)
+    times["texts per query embedding"].append(timed.texts)
+    q = query.vector.reshape(1, -1).astype(np.float32)
+    chunks, ms = clocked(retriever._dense_chunks, q)
+    times["search: dense chunks"].append(ms)
+    sentences, ms = clocked(retriever._dense_sentences, q)
+    times["search: dense sentences"].append(ms)
+    lexical, ms = clocked(retriever._bm25, query.terms)
+    times["search: bm25"].append(ms)
+    lists = [(chunks, s.w_chunks), (sentences, s.w_sentences), (lexical, s.w_bm25 * query.known)]
+    times["search: rrf fusion"].append(clocked(retriever._rrf, lists)[1])
+    hits, ms = clocked(retriever.search, query, k=max(5, qa.extractor.settings.passages))
+    times["search (whole)"].append(ms)
+    times["extract"].append(clocked(qa.extractor.extract, hits, query)[1])
+    for key, value in qa.ask(question).timings_ms.items():
+        times[f"ask.{key}"].append(value)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--gold", default=str(GOLD))
+    ap.add_argument("--index", help="index folder (default: $CSTO_QA_BENCH_DIR/index-EMBEDDER)")
+    ap.add_argument("--embedder", help="as csto-qa --embedder (default: the default embedder)")
+    ap.add_argument("--passes", type=int, default=3, help="timed passes over the gold set (default 3)")
+    ap.add_argument("--warmup", type=int, default=10, help="questions asked before timing (default 10)")
+    args = ap.parse_args()
+
+    index = args.index or WORK / f"index-{slug(args.embedder)}"
+    t = time.perf_counter()
+    qa = QA.open(args.corpus, index, embedder=args.embedder, progress=False, log=quiet)
+    opened = time.perf_counter() - t
+    timed = TimedEmbedder(qa.embedder)
+    retriever = Retriever(qa.index, timed, qa.retriever.settings)
+    questions = [item.question for item in load_gold(args.gold)]
+    for question in questions[: args.warmup]:
+        qa.ask(question)
+
+    stages = ["question embedding alone", "query: embedding", "query: terms", "search: dense chunks",
+              "search: dense sentences", "search: bm25", "search: rrf fusion", "search (whole)", "extract",
+              "ask.embed", "ask.retrieve", "ask.extract", "ask.total"]
+    times = {name: [] for name in [*stages, "texts per query embedding"]}
+    for _ in range(args.passes):
+        for question in questions:
+            one_question(qa, retriever, timed, question, times)
+
+    counts = qa.index.manifest["counts"]
+    print(header(f"latency.py: {len(questions)} gold questions x {args.passes} passes, warm "
+                 f"({args.warmup} warm-up questions), embedder {qa.embedder.identity}"))
+    print(f"index {index}: {counts['documents']} documents, {counts['chunks']} chunks, "
+          f"{counts['sentences']} sentences (QA.open {opened:.1f} s)\n")
+    rows = [[name, pct(times[name], 50), pct(times[name], 95), pct(times[name], 99), float(np.mean(times[name]))]
+            for name in stages]
+    print(table(["stage", "p50 ms", "p95 ms", "p99 ms", "mean ms"], rows))
+    sizes = times["texts per query embedding"]
+    print(f"\ntexts per query embedding call (question + unknown words): mean {np.mean(sizes):.1f}, "
+          f"max {max(sizes)}; {np.mean(np.array(sizes) > 1):.0%} of questions embed more than the question")
+    total = times["ask.total"]
+    print(f"targets: ask.total p50 {pct(total, 50):.1f} ms <= {TARGET_P50:.0f} ms: {verdict(pct(total, 50), TARGET_P50)}; "
+          f"p95 {pct(total, 95):.1f} ms <= {TARGET_P95:.0f} ms: {verdict(pct(total, 95), TARGET_P95)}")
+
+
+if __name__ == "__main__":
+    main()
