@@ -101,7 +101,7 @@ def generate(seed: Path, out: Path, copies: int) -> None:
         for k in range(1, copies):
             rest = blocks[1:]
             random.Random(f"{k}:{path.name}").shuffle(rest)
-            copy = re.sub(r"\d+", lambda m: str(int(m.group()) + k), "\n\n".join([blocks[0], *rest]))
+            copy = re.sub(r"\d+", lambda m, k=k: str(int(m.group()) + k), "\n\n".join([blocks[0], *rest]))
             (out / f"{k:04d}_{path.name}").write_text(copy, encoding="utf-8")
 
 
