@@ -38,7 +38,8 @@ t0 = time.perf_counter()
 from pathlib import Path
 from csto_qa import QA, lang
 from csto_qa.embed import create
-from csto_qa.index import _live_generation, _sha_file, read_manifest, staleness
+from csto_qa.index import _live_generation, read_manifest, staleness
+from csto_qa.load import file_digest
 from csto_qa.split import SplitSettings
 corpus, index, name, question = sys.argv[1:5]
 out = {"imports": time.perf_counter() - t0}
@@ -55,7 +56,7 @@ manifest = read_manifest(Path(index))
 t = time.perf_counter(); staleness(Path(corpus), manifest, emb.identity, SplitSettings())
 out["  of which corpus check"] = time.perf_counter() - t
 gen = _live_generation(Path(index))
-t = time.perf_counter(); [_sha_file(gen / name) for name in manifest["artefacts"]]
+t = time.perf_counter(); [file_digest(gen / name) for name in manifest["artefacts"]]
 out["  of which artefact checksums"] = time.perf_counter() - t
 print(json.dumps(out))
 """

@@ -1,10 +1,13 @@
 """Step 6, extract: the retrieved passages -> the sentence that answers, a short answer inside it,
 or an abstention when the evidence is not there.
 
-Each sentence of the top passages is scored on three signals computed without generating text:
-its embedding's similarity to the question (sentence vectors are computed at build time), the
-share of the question's content words it contains (weighted by rarity), and the rank of the
-passage it sits in. The abstention decision reads the same signals (see ``Extractor.supported``).
+Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
+similarity to the question, alone and with the sentence before it, each less its hubness (vectors
+and hubness are computed at build time); the share of the question's content words it holds,
+weighted by rarity; whether it holds what the question asks for (a date for "when"...); whether it
+is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
+passage's relevance and, for when / how many questions, whether a dated / quantified sentence is near
+the top.
 """
 
 from __future__ import annotations
@@ -61,10 +64,7 @@ def fragment(text: str) -> bool:
 class Evidence:
     sentence: int
     score: float
-    similarity: float  # cosine of the sentence alone with the question
-    coverage: float
-    typed: bool
-    passage_rank: int
+    typed: bool  # holds a span of the type the question asks for
 
 
 class Extractor:
@@ -83,8 +83,9 @@ class Extractor:
         total = sum(self._idf.get(t, self._idf_unknown) for t in wanted)
         return sum(self._idf.get(t, self._idf_unknown) for t in wanted & present) / total
 
-    def evidence(self, hits: list[Hit], query: Query) -> list[Evidence]:
+    def evidence(self, hits: list[Hit], query: Query, qtype: str | None = None) -> list[Evidence]:
         s = self.settings
+        qtype = question_type(query.text) if qtype is None else qtype
         seen: dict[int, int] = {}
         for rank, hit in enumerate(hits[: s.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
@@ -93,19 +94,17 @@ class Extractor:
             return []
         ids = np.fromiter(seen, dtype=np.int64)
         q = query.vector.astype(np.float32)
-        similarity = self.index.sentence_vectors[ids] @ q
-        alone = similarity - self.index.hubness[ids, 0]
+        alone = self.index.sentence_vectors[ids] @ q - self.index.hubness[ids, 0]
         context = self.index.context_vectors.reconstruct_batch(ids) @ q - self.index.hubness[ids, 1]
-        qtype = question_type(query.text)
         out = []
-        for sid, sim, a, c in zip(ids.tolist(), similarity.tolist(), alone.tolist(), context.tolist()):
+        for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
             text = self.index.sentence_text(sid)
             cov = self.coverage(query.terms, text)
             typed = bool(typed_spans(text, qtype, query.text))
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * fragment(text))
-            out.append(Evidence(sid, score, sim, cov, typed, rank))
+            out.append(Evidence(sid, score, typed))
         out.sort(key=lambda e: -e.score)
         return out
 
@@ -138,10 +137,10 @@ class Extractor:
         """The quote that answers, or None when the documents do not support an answer: the question
         is about nothing in them (see ``relevance``), or it asks when / how many and no sentence close
         to the best one holds a date / quantity."""
-        evidence = self.evidence(hits, query)
+        qtype = question_type(query.text)
+        evidence = self.evidence(hits, query, qtype)
         if not evidence or self.relevance(hits, query) < self.settings.min_relevance:
             return None
-        qtype = question_type(query.text)
         if qtype in ("when", "how_many"):
             typed = [e for e in evidence if e.typed]
             if not typed or typed[0].score < evidence[0].score - self.settings.typed_margin:

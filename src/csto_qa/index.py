@@ -27,8 +27,10 @@ under "problems" with their reason; they do not make the index stale until they 
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -86,7 +88,7 @@ class Index:
     background: np.ndarray
     lang: str
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
-    sentence_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first chunk holding each
+    sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks overlapping each sentence
 
     def chunk_text(self, i: int) -> str:
         c = self.chunks[i]
@@ -192,15 +194,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _sha_file(path: Path) -> str:
-    return file_digest(path)
-
-
-def _embed(embedder: Embedder, texts: list[str], bar: tqdm) -> np.ndarray:
-    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+def _embed(embed, dim: int, texts: list[str], bar: tqdm) -> np.ndarray:
+    """``embed`` (an embedder's embed_passages or embed_queries) over texts, in batches, with progress."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
     for i in range(0, len(texts), EMBED_BATCH):
         batch = texts[i : i + EMBED_BATCH]
-        out[i : i + len(batch)] = embedder.embed_passages(batch)
+        out[i : i + len(batch)] = embed(batch)
         bar.update(len(batch))
     return out
 
@@ -320,23 +319,19 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             for i in todo:
                 doc = docs[i]
                 cspans, sspans = plans[i]
+                passages = embedder.embed_passages
                 entry = {
                     "chunk_spans": cspans,
-                    "chunk_vectors": _embed(embedder, [doc.text[s:e] for s, e in cspans], bar),
+                    "chunk_vectors": _embed(passages, embedder.dim, [doc.text[s:e] for s, e in cspans], bar),
                     "sentence_spans": sspans,
-                    "sentence_vectors": _embed(embedder, [doc.text[s:e] for s, e in sspans], bar),
-                    "context_vectors": _embed(embedder, _contexts(doc, sspans), bar),
+                    "sentence_vectors": _embed(passages, embedder.dim, [doc.text[s:e] for s, e in sspans], bar),
+                    "context_vectors": _embed(passages, embedder.dim, _contexts(doc, sspans), bar),
                 }
                 buf = _npz_bytes(entry)
                 _write_atomic(cache / f"{_text_key(doc)}.npz", buf)  # kept at once: an interrupted build loses no work
                 per_file[i] = entry
-            if new_words:
-                # words are embedded as queries: the bridge compares them with a question's words
-                vectors = np.zeros((len(new_words), embedder.dim), dtype=np.float32)
-                for j in range(0, len(new_words), EMBED_BATCH):
-                    vectors[j : j + EMBED_BATCH] = embedder.embed_queries(new_words[j : j + EMBED_BATCH])
-                    bar.update(len(new_words[j : j + EMBED_BATCH]))
-                known_words.update(zip(new_words, vectors))
+            # words are embedded as queries: the bridge compares them with a question's words
+            known_words.update(zip(new_words, _embed(embedder.embed_queries, embedder.dim, new_words, bar)))
         lexicon = {w: known_words[w] for w in words}
         _write_atomic(cache / "lexicon.npz", _npz_bytes({"words": np.array(words, dtype=str),
                                                           "vectors": _stack(list(lexicon.values()), embedder.dim)}))
@@ -399,8 +394,6 @@ def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
 
 
 def _npz_bytes(arrays: dict) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
@@ -453,7 +446,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     artefacts = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file():
-            artefacts[path.relative_to(tmp).as_posix()] = _sha_file(path)
+            artefacts[path.relative_to(tmp).as_posix()] = file_digest(path)
     manifest = {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -584,7 +577,7 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
             raise IndexProblem(f"index is stale ({reason})")
     for name, digest in manifest["artefacts"].items():
         path = gen / name
-        if not path.is_file() or _sha_file(path) != digest:
+        if not path.is_file() or file_digest(path) != digest:
             raise IndexProblem(f"index file {name} is missing or damaged")
     try:
         documents = [_document(r) for r in json.loads((gen / "documents.json").read_text(encoding="utf-8"))]
@@ -605,9 +598,10 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
                   hubness, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"))
     index.chunk_sentences = _overlaps(chunks, sentences)
-    index.sentence_chunk = np.full(len(sentences), -1, dtype=np.int64)
-    for c in reversed(range(len(chunks))):
-        index.sentence_chunk[list(index.chunk_sentences[c])] = c
+    index.sentence_chunks = [[] for _ in sentences]
+    for c, run in enumerate(index.chunk_sentences):
+        for sid in run:
+            index.sentence_chunks[sid].append(c)
     return index
 
 
@@ -615,8 +609,6 @@ def _overlaps(chunks: list[Chunk], sentences: list[Sentence]) -> list[range]:
     """For each chunk, the run of sentence ids that overlap it (both lists are in document order)."""
     keys = [(s.doc, s.end) for s in sentences]
     starts = [(s.doc, s.start) for s in sentences]
-    import bisect
-
     out = []
     for c in chunks:
         lo = bisect.bisect_right(keys, (c.doc, c.start))

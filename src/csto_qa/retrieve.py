@@ -119,20 +119,9 @@ class Retriever:
         if n:
             sims, ids = self.index.context_vectors.search(q, min(n, 4 * self.settings.depth))
             for sim, sid in zip(sims[0][::-1], ids[0][::-1]):  # best last, so it wins
-                for c in self._chunks_of(int(sid)):
+                for c in self.index.sentence_chunks[sid]:
                     scores[c] = max(scores[c], sim)
         return scores
-
-    def _chunks_of(self, sentence: int) -> list[int]:
-        first = int(self.index.sentence_chunk[sentence])
-        if first < 0:
-            return []
-        out = [first]
-        nxt = first + 1
-        while nxt < len(self.index.chunks) and sentence in self.index.chunk_sentences[nxt]:
-            out.append(nxt)
-            nxt += 1
-        return out
 
     def _bm25(self, terms: list[str]) -> np.ndarray:
         if not terms or not len(self.index.chunks):
