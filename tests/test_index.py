@@ -113,3 +113,50 @@ def test_an_interrupted_build_leaves_the_previous_index_in_use(index_copy, corpu
     report = build(corpus_copy, index_dir, embedder, progress=False, log=lambda *_: None)
     assert report.embedded_files == []
     assert np.isfinite(open_index(index_dir).sentence_vectors).all()
+
+
+def _live(index_dir):
+    return (index_dir / "CURRENT").read_text()
+
+
+def test_a_build_with_nothing_changed_keeps_the_live_index_unless_forced_or_damaged(index_copy, embedder):
+    before = _live(index_copy)
+    kept = build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None)
+    assert kept.generation == before == _live(index_copy) and kept.embedded_files == []
+    assert kept.files == 5 and kept.chunks == read_manifest(index_copy)["counts"]["chunks"]
+
+    forced = build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None, force=True)
+    assert forced.generation != before and forced.embedded_files == []  # a new generation, from the cache
+    assert [p.name for p in index_copy.iterdir() if p.name.startswith("gen-")] == [forced.generation]
+
+    target = index_copy / forced.generation / "hubness.npy"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    repaired = build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None)
+    assert repaired.generation != forced.generation  # a damaged index is never kept as "unchanged"
+    open_index(index_copy, CORPUS, embedder.identity, SplitSettings())
+
+
+def test_a_change_to_the_indexing_code_makes_the_index_stale(index_copy, embedder, monkeypatch):
+    import csto_qa.index as index_module
+
+    monkeypatch.setattr(index_module, "engine_code", lambda: "0" * 16)
+    with pytest.raises(IndexProblem, match="indexing code changed"):
+        open_index(index_copy, CORPUS, embedder.identity, SplitSettings())
+
+
+def test_approximate_search_above_the_threshold_answers_as_exact_search(index_copy, embedder, qa, gold,
+                                                                         monkeypatch):
+    """HNSW (and approximate hubness) forced on the real corpus from 100 vectors: the 320 sentences in
+    context go through HNSW, the 82 chunks stay exact; the answers must be those of the exact index."""
+    monkeypatch.setenv("CSTO_QA_HNSW_MIN", "100")
+    build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None, force=True)
+    approx = QA.open(CORPUS, index_copy, embedder=embedder, progress=False, log=lambda *_: None)
+    assert type(approx.index.context_vectors).__name__ == "IndexHNSWSQ"
+    assert type(approx.index.chunk_vectors).__name__ == "IndexFlatIP"
+    hub_approx, hub_exact = approx.index.hubness, qa.index.hubness
+    assert np.corrcoef(hub_approx[:, 1], hub_exact[:, 1])[0, 1] > 0.99
+    same = [(a.answer and a.answer.quote) == (b.answer and b.answer.quote)
+            for a, b in ((approx.ask(g.question), qa.ask(g.question)) for g in gold)]
+    assert np.mean(same) >= 0.95, np.mean(same)

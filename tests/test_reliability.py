@@ -536,7 +536,7 @@ def test_a_damaged_vector_cache_is_embedded_again(tmp_path, embedder):
                 key = "vectors" if "vectors" in arrays else "chunk_vectors"
                 arrays[key] = arrays[key][:, :7]
                 np.savez(entry, **arrays)
-            report = build(corpus, index_dir, embedder, **QUIET)
+            report = build(corpus, index_dir, embedder, **QUIET, force=True)  # unforced, nothing changed: kept
             if entry.name != "lexicon.npz":
                 assert len(report.embedded_files) == 1, (damage, entry.name)
         qa = QA.open(corpus, index_dir, embedder=embedder, **QUIET)
@@ -688,7 +688,7 @@ def test_opening_retries_when_a_build_swaps_the_generation_being_read(index_copy
     def racing(index_dir, gen, *args):
         if not raced:  # a build elsewhere swaps CURRENT and removes this generation while we read it
             raced.append(gen)
-            build(corpus_copy, index_copy, embedder, **QUIET)
+            build(corpus_copy, index_copy, embedder, **QUIET, force=True)
         return real(index_dir, gen, *args)
 
     monkeypatch.setattr(index_module, "_open_generation", racing)

@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="(re)build the index; only changed files are embedded again")
     _common(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--force", action="store_true",
+                   help="write a new index even when nothing changed (vectors still come from the cache)")
 
     a = sub.add_parser("ask", help="answer one question")
     a.add_argument("question")
@@ -73,7 +75,8 @@ def cmd_build(args) -> int:
     from .embed import create
     from .index import build
 
-    report = build(Path(args.corpus), Path(args.index), create(args.embedder), progress=not args.quiet, log=_log)
+    report = build(Path(args.corpus), Path(args.index), create(args.embedder), progress=not args.quiet, log=_log,
+                   force=args.force)
     for name, reason in report.problems.items():
         _log(f"  not indexed: {name}: {reason}")
     _log(f"index ready: {report.files} files ({len(report.embedded_files)} embedded, {report.reused_files} unchanged), "

@@ -94,7 +94,7 @@ class Extractor:
             return []
         ids = np.fromiter(seen, dtype=np.int64)
         q = query.vector.astype(np.float32)
-        alone = self.index.sentence_vectors[ids] @ q - self.index.hubness[ids, 0]
+        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q - self.index.hubness[ids, 0]
         context = self.index.context_vectors.reconstruct_batch(ids) @ q - self.index.hubness[ids, 1]
         out = []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):

@@ -5,7 +5,8 @@ Layout of the index folder:
     gen-<id>/            one complete index: manifest.json (with a checksum of every other file),
                          documents.json, spans.npz, chunks.faiss (chunk vectors),
                          contexts.faiss (each sentence with the one before it), sentences.npy
-                         (each sentence alone, for scoring evidence), hubness.npy (see _hubness),
+                         (each sentence alone, float16, for scoring evidence; memory-mapped, as
+                         only the candidates' rows are read), hubness.npy (see _hubness),
                          bm25/ (over chunks),
                          lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
                          background.npy (their mean direction: what a question about nothing in
@@ -14,12 +15,17 @@ Layout of the index folder:
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
 
+Vector search is exact (a flat FAISS index) below HNSW_MIN vectors and approximate above (HNSW over
+float16 vectors): at a million vectors a flat search costs ~100 ms a question, HNSW ~1 ms.
+
+A build with nothing to do (same files, embedder, settings and engine code) keeps the live generation.
 A build writes a new generation aside (in .gen-<id>.tmp, renamed when complete) and only then points
 CURRENT at it, so a crash at any moment leaves the previous index in use; the next build removes
 what a crashed one left behind. Opening checks format, the manifest's own checksum, embedder, corpus
 and every artefact's checksum; anything off raises IndexProblem with a one-line reason, and the caller
 rebuilds. A reader holds its whole index in memory: a build swapping generations under it does not
-disturb it, and a reader that opens during a swap retries on the new generation.
+disturb it (the sentence vectors it maps stay readable after the old generation is removed), and a
+reader that opens during a swap retries on the new generation.
 
 Files that cannot be indexed (see load.check_entry and load.load_file) are recorded in the manifest
 under "problems" with their reason; they do not make the index stale until they change.
@@ -50,9 +56,23 @@ from .load import LoadError, check_entry, corpus_files, file_digest, load_file, 
 from .split import SplitSettings, chunk_spans, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 6  # of the index folder; a change forces a rebuild (6: the manifest checksums itself)
+FORMAT_VERSION = 7  # of the index folder; a change forces a rebuild (7: HNSW above HNSW_MIN, engine code)
 VECTORS_VERSION = 1  # of what is embedded for a file; a change forces re-embedding
 EMBED_BATCH = 32
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 >= 0.93 at 1M vectors (bench/scale.py)
+# the modules whose code decides what an index holds: a change to them makes the index stale
+ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py")
+
+
+def hnsw_min() -> int:
+    """Vectors from which an index is HNSW rather than flat ($CSTO_QA_HNSW_MIN, default 50,000)."""
+    return int(os.environ.get("CSTO_QA_HNSW_MIN", 50_000))
+
+
+def engine_code() -> str:
+    """A digest of the engine's indexing code: a build after an upgrade is a build, not a no-op."""
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in ENGINE_MODULES)).hexdigest()[:16]
 
 
 class IndexProblem(Exception):
@@ -80,7 +100,7 @@ class Index:
     sentences: list[Sentence]
     chunk_vectors: faiss.Index
     context_vectors: faiss.Index
-    sentence_vectors: np.ndarray
+    sentence_vectors: np.ndarray  # float16, memory-mapped: read a few rows at a time
     hubness: np.ndarray  # per sentence: (alone, in context), see _hubness
     bm25: bm25s.BM25
     lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
@@ -130,6 +150,8 @@ def staleness(corpus: Path, manifest: dict, embedder_identity: str | None, setti
         return "splitter settings changed"
     if manifest.get("limits") != _limits():
         return "file size limits changed"
+    if manifest.get("engine") != engine_code():
+        return "the engine's indexing code changed"
     known = {**manifest["files"], **manifest["problems"]}
     paths = {p.relative_to(corpus).as_posix(): p for p in _scan(corpus)}
     if set(paths) != set(known):
@@ -232,7 +254,9 @@ def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSettings = SplitSettings(),
-          progress: bool = True, log=print) -> BuildReport:
+          progress: bool = True, log=print, force: bool = False) -> BuildReport:
+    """Bring the index up to date with the corpus, embedding only what the vector cache lacks; with
+    nothing changed (and not ``force``), the live generation is checked and kept."""
     t0 = time.perf_counter()
     corpus, index_dir = Path(corpus), Path(index_dir)
     with _locked(index_dir):
@@ -241,8 +265,16 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             previous = read_manifest(index_dir)
         except IndexProblem:
             pass
-        prev_files = {**previous.get("files", {}), **previous.get("problems", {})}
         key = _cache_key(embedder.identity, settings)
+        live = _up_to_date(index_dir, corpus, previous, embedder, settings) if previous and not force else None
+        if live:
+            _collect_garbage(index_dir, live, key, None)
+            return BuildReport(
+                files=previous["counts"]["documents"], embedded_files=[], reused_files=previous["counts"]["documents"],
+                chunks=previous["counts"]["chunks"], sentences=previous["counts"]["sentences"],
+                problems={k: v["reason"] for k, v in previous["problems"].items()},
+                seconds=time.perf_counter() - t0, generation=live)
+        prev_files = {**previous.get("files", {}), **previous.get("problems", {})}
         cache = index_dir / "cache" / key
         cache.mkdir(parents=True, exist_ok=True)
 
@@ -348,6 +380,18 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         )
 
 
+def _up_to_date(index_dir: Path, corpus: Path, manifest: dict, embedder: Embedder, settings: SplitSettings) -> str | None:
+    """The live generation's name when it matches the corpus and settings and is whole, else None."""
+    try:
+        gen = _live_generation(index_dir)
+        if staleness(corpus, manifest, embedder.identity, settings) is None:
+            _verify(gen, manifest)
+            return gen.name
+    except IndexProblem:
+        pass
+    return None
+
+
 def _text_key(doc: Document) -> str:
     """Cache entries are keyed by the loaded text, not the file: a loader change re-embeds."""
     return hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
@@ -422,9 +466,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     np.savez(tmp / "spans.npz", chunks=np.array(chunks, dtype=np.int64).reshape(-1, 3),
              sentences=np.array(sentences, dtype=np.int64).reshape(-1, 3))
     for name, key in (("chunks.faiss", "chunk_vectors"), ("contexts.faiss", "context_vectors")):
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(np.ascontiguousarray(stacked(key), dtype=np.float32))
-        faiss.write_index(flat, str(tmp / name))
+        faiss.write_index(_vector_index(stacked(key)), str(tmp / name))
     np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
     np.save(tmp / "hubness.npy", np.stack([_hubness(stacked("sentence_vectors")),
                                            _hubness(stacked("context_vectors"))], axis=1).reshape(-1, 2))
@@ -456,6 +498,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
         "files": states,
         "problems": problems,
         "limits": _limits(),
+        "engine": engine_code(),
         "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
         "artefacts": artefacts,
     }
@@ -480,23 +523,57 @@ def _manifest_checksum(manifest: dict) -> str:
 HUB_NEIGHBOURS = 10
 
 
+def _vector_index(vectors: np.ndarray) -> faiss.Index:
+    """Inner-product search over ``vectors``: exact below hnsw_min() of them, HNSW above (float16
+    storage: half the memory, cosines off by ~1e-3, which moves no ranking that matters)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    if len(vectors) < hnsw_min():
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.train(vectors[:1])  # float16 needs no statistics: training only marks it ready
+    index.add(vectors)
+    return index
+
+
 def _hubness(vectors: np.ndarray) -> np.ndarray:
     """Mean similarity of each vector to its nearest others. Sentences that sit close to everything
     (a definition of the corpus's main subject, say) come close to every question too; subtracting
-    this term is CSLS (Conneau et al., 2018), the usual cure for such hubs."""
+    this term is CSLS (Conneau et al., 2018), the usual cure for such hubs.
+
+    Exact below hnsw_min() vectors. Above, an all-against-all search is N^2 (18 min at 300k), so the
+    neighbours come from an inverted file (sqrt(N) lists, 8 probed): a few missed neighbours lower
+    the mean a little, evenly across sentences, which is what matters for a correction term."""
     n = len(vectors)
     if n < 2:
         return np.zeros(n, dtype=np.float32)
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    k = min(HUB_NEIGHBOURS + 1, n)
-    sims, _ = flat.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-    return sims[:, 1:].mean(axis=1).astype(np.float32)  # column 0 is the vector itself
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    if n < hnsw_min():
+        index = faiss.IndexFlatIP(dim)
+    else:
+        lists = int(n**0.5)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 40 * lists), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.nprobe = 8
+    index.add(vectors)
+    sims, ids = index.search(vectors, min(HUB_NEIGHBOURS + 1, n))
+    # drop each vector's own hit (column 0 when exact; wherever it is, or nowhere, when approximate)
+    own = ids == np.arange(n)[:, None]
+    found = (ids >= 0) & ~own
+    found &= np.cumsum(found, axis=1) <= HUB_NEIGHBOURS
+    sims = np.where(found, sims, 0.0)
+    return (sims.sum(axis=1) / np.maximum(found.sum(axis=1), 1)).astype(np.float32)
 
 
-def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> None:
+def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str] | None) -> None:
     """Removes superseded generations and what crashed builds left: half-written generations
-    (.gen-*.tmp) and temporary files (.CURRENT.<pid>.tmp). Runs under the build lock."""
+    (.gen-*.tmp) and temporary files (.CURRENT.<pid>.tmp); and the cache entries of texts not in
+    ``shas`` (None: the cache is left as it is). Runs under the build lock."""
     for entry in index_dir.iterdir():
         stale_gen = entry.name.startswith(("gen-", ".gen-")) and entry.name != live
         if stale_gen and entry.is_dir() and not entry.is_symlink():
@@ -506,6 +583,8 @@ def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str]) -> No
     for folder in (index_dir / "cache").iterdir():
         if folder.name != key:
             shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if shas is None:
             continue
         for f in folder.iterdir():
             if f.stem not in shas and f.name != "lexicon.npz":
@@ -568,6 +647,13 @@ def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: s
     raise AssertionError("unreachable")
 
 
+def _verify(gen: Path, manifest: dict) -> None:
+    for name, digest in manifest["artefacts"].items():
+        path = gen / name
+        if not path.is_file() or file_digest(path) != digest:
+            raise IndexProblem(f"index file {name} is missing or damaged")
+
+
 def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_identity: str | None,
                      settings: SplitSettings | None) -> Index:
     manifest = _read_manifest(gen)
@@ -575,10 +661,7 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
         reason = staleness(Path(corpus), manifest, embedder_identity, settings)
         if reason:
             raise IndexProblem(f"index is stale ({reason})")
-    for name, digest in manifest["artefacts"].items():
-        path = gen / name
-        if not path.is_file() or file_digest(path) != digest:
-            raise IndexProblem(f"index file {name} is missing or damaged")
+    _verify(gen, manifest)
     try:
         documents = [_document(r) for r in json.loads((gen / "documents.json").read_text(encoding="utf-8"))]
         with np.load(gen / "spans.npz") as z:
@@ -588,7 +671,7 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
         lexicon = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
         lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
         background = np.load(gen / "background.npy")
-        sentence_vectors = np.load(gen / "sentences.npy").astype(np.float32)
+        sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r")  # float16; rows widened when read
         hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
     except Exception as exc:  # noqa: BLE001 - checksums passed, yet a library refuses a file: unusable all the same

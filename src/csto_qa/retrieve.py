@@ -51,6 +51,20 @@ class Hit:
     lexical: float  # BM25 score (0 when no query word occurs)
 
 
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """The indices of the n highest scores, best first, ties in index order: what a stable sort's
+    first n are, in O(N) rather than O(N log N): at 82,000 scores 0.8 ms instead of 5."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]  # the n-th highest
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)[: n - len(above)]
+    chosen = np.concatenate([above, ties])
+    return chosen[np.argsort(-scores[chosen], kind="stable")]
+
+
 class Retriever:
     def __init__(self, index: Index, embedder: Embedder, settings: RetrieveSettings = RetrieveSettings()):
         self.index = index
@@ -131,7 +145,7 @@ class Retriever:
     def _rrf(self, lists: list[tuple[np.ndarray, float]]) -> np.ndarray:
         fused = np.zeros(len(self.index.chunks), dtype=np.float64)
         for scores, weight in lists:
-            order = np.argsort(-scores, kind="stable")[: self.settings.depth]
+            order = top(scores, self.settings.depth)
             order = order[scores[order] > 0]
             fused[order] += weight / (self.settings.rrf_k + 1 + np.arange(len(order)))
         return fused
@@ -150,9 +164,8 @@ class Retriever:
             if mode == "hybrid":
                 lists.append((lexical, s.w_bm25 * query.known))
             fused = self._rrf(lists)
-        top = np.argsort(-fused, kind="stable")[:k]
         return [Hit(int(i), float(fused[i]), float(dense[i]) or self._similarity(query.vector, int(i)),
-                    float(lexical[i])) for i in top]
+                    float(lexical[i])) for i in top(fused, k)]
 
     def _similarity(self, vector: np.ndarray, chunk: int) -> float:
         return float(self.index.chunk_vectors.reconstruct(chunk) @ vector)
