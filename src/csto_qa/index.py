@@ -53,11 +53,11 @@ from tqdm import tqdm
 from . import analyze
 from .embed import Embedder
 from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
-from .split import SplitSettings, chunk_spans, sentence_spans
+from .split import SplitSettings, chunk_spans, heading_spans, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
 FORMAT_VERSION = 7  # of the index folder; a change forces a rebuild (7: HNSW above HNSW_MIN, engine code)
-VECTORS_VERSION = 1  # of what is embedded for a file; a change forces re-embedding
+VECTORS_VERSION = 2  # of what is embedded for a file; a change forces re-embedding (2: section headings)
 EMBED_BATCH = 32
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 >= 0.93 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
@@ -244,12 +244,20 @@ def _document(rec: dict) -> Document:
 
 def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
     """Each sentence preceded by the previous one of its paragraph: an answer sentence often names
-    its subject only in the sentence before ("La prochaine réunion de ce type aura lieu...")."""
+    its subject only in the sentence before ("La prochaine réunion de ce type aura lieu..."). A
+    paragraph's first sentence is preceded by its section's heading instead, which names the subject
+    of a FAQ answer, a list item or a table row ("Tarifs", "Combien ça coûte ?")."""
+    headings = heading_spans(doc.text)
     out = []
     for i, (s, e) in enumerate(spans):
         prev = spans[i - 1] if i else None
         same_paragraph = prev is not None and "\n" not in doc.text[prev[1] : s]
-        out.append(doc.text[prev[0] : e] if same_paragraph else doc.text[s:e])
+        if same_paragraph:
+            out.append(doc.text[prev[0] : e])
+            continue
+        heading = section_heading(doc.text, headings, s)
+        text = doc.text[s:e]
+        out.append(f"{heading}\n{text}" if heading and heading not in text else text)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -69,3 +70,26 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             start = brk.end()
         spans.append((start, para.end()))
     return [(a, b) for a, b in spans if any(ch.isalnum() for ch in text[a:b])]
+
+
+_HEADING_MAX = 120
+_NOT_HEADING_END = tuple(".!;,:…")
+
+
+def heading_spans(text: str) -> list[tuple[int, int]]:
+    """Lines that read like section headings, as (start, end): short, not a list item, table row or
+    line of figures (a footnote, a row of extracted table), not ending like a sentence (a question
+    may: FAQ headings are questions), followed by more text."""
+    out = []
+    for line in _PARAGRAPH.finditer(text):
+        s = line.group().strip()
+        if (s and len(s) <= _HEADING_MAX and s[0].isalpha() and not s.endswith(_NOT_HEADING_END)
+                and sum(w.isdigit() for w in s.split()) <= 1 and text[line.end():].strip()):
+            out.append((line.start(), line.end()))
+    return out
+
+
+def section_heading(text: str, headings: list[tuple[int, int]], pos: int) -> str:
+    """The text of the last heading that starts before ``pos`` ("" when none)."""
+    i = bisect.bisect_right(headings, (pos, -1)) - 1
+    return text[headings[i][0] : headings[i][1]].strip() if i >= 0 else ""
