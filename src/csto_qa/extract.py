@@ -32,7 +32,7 @@ class ExtractSettings:
     w_coverage: float = 0.3  # share of the question's words present
     w_rank: float = 0.01  # per rank of the passage the sentence sits in
     w_typed: float = 0.05  # holds a span of the type asked for (a date for "when"...)
-    w_fragment: float = 0.3  # penalty for fragments: captions, headings, table rows (see fragment())
+    w_fragment: float = 0.3  # penalty for fragments: captions, headings (see fragment())
     join_margin: float = 0.12  # a neighbouring sentence this close to the best joins the quote
     typed_margin: float = 0.1  # for when / how many: the best dated / quantified sentence this close
     # abstention (see extract()): how much closer the best passage is to the question than the
@@ -53,11 +53,26 @@ class Extraction:
 
 
 SHORT = 50
+# A picture credit closing a caption: "(Vladimir Tretyakov/NUR.KZ via AP)", "(© AFP)".
+_CREDIT = re.compile(r"\([^()\n]*(?:/|\bvia\b|©)[^()\n]*\)$")
+_TABLE_SEPARATOR = re.compile(r"\|?[ \t]*:?-{2,}")
 
 
 def fragment(text: str) -> bool:
-    """Not a full sentence: too short, or no closing punctuation (a caption, heading, table row)."""
-    return len(text) < SHORT or text.rstrip()[-1] not in ".!?…»\"”)"
+    """Not a full sentence: too short, or no closing punctuation (a heading, a caption), or a caption
+    with its picture credit. A sentence ending with a colon (it opens a quotation or a list) is one."""
+    text = text.rstrip()
+    return len(text) < SHORT or text[-1] not in ".!?…»\"”):" or bool(_CREDIT.search(text))
+
+
+def table_row(doc_text: str, start: int, end: int) -> bool:
+    """A body row of a Markdown (pipe) table: its cells are an answer as good as a sentence. The
+    header row (followed by the |---| line) is not one."""
+    line = doc_text[start:end].strip()
+    if not (line.startswith("|") and line.endswith("|") and line.count("|") >= 3):
+        return False
+    following = doc_text[end:].lstrip(" \t\n").split("\n", 1)[0]
+    return not _TABLE_SEPARATOR.match(following) and not _TABLE_SEPARATOR.match(line)
 
 
 @dataclass(frozen=True)
@@ -98,12 +113,15 @@ class Extractor:
         context = self.index.context_vectors.reconstruct_batch(ids) @ q - self.index.hubness[ids, 1]
         out = []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
-            text = self.index.sentence_text(sid)
+            sent = self.index.sentences[sid]
+            doc_text = self.index.documents[sent.doc].text
+            text = doc_text[sent.start : sent.end]
+            partial = not table_row(doc_text, sent.start, sent.end) and fragment(text)
             cov = self.coverage(query.terms, text)
             typed = bool(typed_spans(text, qtype, query.text))
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
-                     + s.w_typed * typed - s.w_fragment * fragment(text))
+                     + s.w_typed * typed - s.w_fragment * partial)
             out.append(Evidence(sid, score, typed))
         out.sort(key=lambda e: -e.score)
         return out
