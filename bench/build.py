@@ -9,7 +9,7 @@ In a temporary folder, on a copy of the corpus, with one embedder loaded once:
      same text count over the build's time, and its share of the ceiling, by wall time and by CPU
      time (the machine is shared: CPU time is the steadier of the two).
   3. rebuild with no change: index.build again, and `csto-qa build` as a user runs it (a new process:
-     imports and model load included).
+     imports and model load included); both check the corpus and the index and keep the live index.
   4. rebuild after one file changed (the median-sized one, a sentence appended).
 The seed corpus takes about 2.5 minutes here (the build and the two ceiling runs embed it three times).
 """
