@@ -160,3 +160,19 @@ def test_approximate_search_above_the_threshold_answers_as_exact_search(index_co
     same = [(a.answer and a.answer.quote) == (b.answer and b.answer.quote)
             for a, b in ((approx.ask(g.question), qa.ask(g.question)) for g in gold)]
     assert np.mean(same) >= 0.95, np.mean(same)
+
+
+def test_a_line_in_the_other_language_stays_out_of_the_chunk_vector_but_not_out_of_the_text(tmp_path):
+    """An English caption in a French article would pull English questions to its chunk."""
+    from csto_qa.index import _native
+    from csto_qa.load import load_file
+
+    path = tmp_path / "article.txt"
+    path.write_text("Le sommet s'est tenu à Minsk en novembre, en présence des chefs d'État.\n"
+                    "Russian troops arrive in the capital city\n"
+                    "Vladimir Poutine et Alexandre Loukachenko\n"
+                    "Les ministres ont signé trois accords sur la défense aérienne commune.\n", encoding="utf-8")
+    doc = load_file(path, tmp_path)
+    embedded = _native(doc, 0, len(doc.text))
+    assert "Russian troops" not in embedded and "Russian troops" in doc.text
+    assert "Minsk" in embedded and "Loukachenko" in embedded and "trois accords" in embedded

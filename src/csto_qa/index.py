@@ -52,12 +52,13 @@ from tqdm import tqdm
 
 from . import analyze
 from .embed import Embedder
+from .lang import LANGS, ranked
 from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
 from .split import SplitSettings, chunk_spans, heading_spans, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
 FORMAT_VERSION = 7  # of the index folder; a change forces a rebuild (7: HNSW above HNSW_MIN, engine code)
-VECTORS_VERSION = 2  # of what is embedded for a file; a change forces re-embedding (2: section headings)
+VECTORS_VERSION = 3  # of what is embedded for a file; a change forces re-embedding (3: foreign lines out)
 EMBED_BATCH = 32
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
@@ -242,6 +243,26 @@ def _document(rec: dict) -> Document:
     )
 
 
+FOREIGN_MARGIN = 0.3  # per character, log-probability of the other language over the document's
+
+
+def _native(doc: Document, start: int, end: int) -> str:
+    """The chunk's text as embedded and keyword-indexed: without its lines in the other language (an
+    English picture caption in a French article), which would pull every question in that language
+    to this chunk whatever it asks. The chunk's span, and so its quotes, are unchanged."""
+    lines = doc.text[start:end].split("\n")
+    kept = [line for line in lines if not _foreign(line.strip(), doc.lang)]
+    return "\n".join(kept) if len(kept) < len(lines) else doc.text[start:end]
+
+
+def _foreign(line: str, doc_lang: str) -> bool:
+    if len(line) < 15 or doc_lang not in LANGS:
+        return False
+    scores = dict(ranked(line))
+    other = max((l for l in scores if l != doc_lang), key=scores.get)
+    return (scores[other] - scores[doc_lang]) / len(line) >= FOREIGN_MARGIN
+
+
 def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
     """Each sentence preceded by the previous one of its paragraph: an answer sentence often names
     its subject only in the sentence before ("La prochaine réunion de ce type aura lieu..."). A
@@ -362,7 +383,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
                 passages = embedder.embed_passages
                 entry = {
                     "chunk_spans": cspans,
-                    "chunk_vectors": _embed(passages, embedder.dim, [doc.text[s:e] for s, e in cspans], bar),
+                    "chunk_vectors": _embed(passages, embedder.dim, [_native(doc, s, e) for s, e in cspans], bar),
                     "sentence_spans": sspans,
                     "sentence_vectors": _embed(passages, embedder.dim, [doc.text[s:e] for s, e in sspans], bar),
                     "context_vectors": _embed(passages, embedder.dim, _contexts(doc, sspans), bar),
@@ -488,7 +509,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     np.save(tmp / "background.npy", (background / max(float(np.linalg.norm(background)), 1e-12)).astype(np.float32))
 
     lang = _corpus_lang(docs)
-    corpus_tokens = [analyze.stems(docs[d].text[s:e], lang) or [""] for d, s, e in chunks]
+    corpus_tokens = [analyze.stems(_native(docs[d], s, e), lang) or [""] for d, s, e in chunks]
     retriever = bm25s.BM25()
     if corpus_tokens:
         retriever.index(corpus_tokens, show_progress=False)

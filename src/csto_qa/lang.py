@@ -21,3 +21,8 @@ def detect(text: str, default: str = "fr") -> str:
     if not any(ch.isalpha() for ch in sample):
         return default
     return _identifier().classify(sample)[0]
+
+
+def ranked(text: str) -> list[tuple[str, float]]:
+    """Each language with its log-probability for ``text``, best first."""
+    return _identifier().rank(text)
