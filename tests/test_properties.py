@@ -138,3 +138,14 @@ def test_any_file_content_is_indexed_or_named_as_a_problem(small_corpus, embedde
             assert 0 <= raw_start <= raw_end <= len(raw)
             first, last = doc.lines(start, end)
             assert 1 <= first <= last <= lines
+
+
+@given(st.lists(st.integers(0, 5), max_size=60), st.integers(0, 70))
+def test_top_k_by_partition_is_a_stable_sorts_first_k(values, n):
+    """Scores with many ties (0 to 5): the order must be a stable sort's, ties in index order."""
+    import numpy as np
+
+    from csto_qa.retrieve import top
+
+    scores = np.array(values, dtype=np.float32)
+    assert top(scores, n).tolist() == np.argsort(-scores, kind="stable")[:n].tolist()
