@@ -244,6 +244,7 @@ def _document(rec: dict) -> Document:
 
 
 FOREIGN_MARGIN = 0.3  # per character, log-probability of the other language over the document's
+FOREIGN_LINE = (15, 200)  # lengths of a line checked: captions and credits; a paragraph is content
 
 
 def _native(doc: Document, start: int, end: int) -> str:
@@ -256,7 +257,7 @@ def _native(doc: Document, start: int, end: int) -> str:
 
 
 def _foreign(line: str, doc_lang: str) -> bool:
-    if len(line) < 15 or doc_lang not in LANGS:
+    if not FOREIGN_LINE[0] <= len(line) < FOREIGN_LINE[1] or doc_lang not in LANGS:
         return False
     scores = dict(ranked(line))
     other = max((l for l in scores if l != doc_lang), key=scores.get)
