@@ -119,11 +119,16 @@ def _live(index_dir):
     return (index_dir / "CURRENT").read_text()
 
 
-def test_a_build_with_nothing_changed_keeps_the_live_index_unless_forced_or_damaged(index_copy, embedder):
+def test_a_build_with_nothing_changed_keeps_the_live_index_unless_forced_or_damaged(index_copy, corpus_copy,
+                                                                                    embedder):
+    (corpus_copy / "empty.txt").write_text("")
+    build(corpus_copy, index_copy, embedder, progress=False, log=lambda *_: None)
     before = _live(index_copy)
-    kept = build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None)
+    messages = []
+    kept = build(corpus_copy, index_copy, embedder, progress=False, log=messages.append)
     assert kept.generation == before == _live(index_copy) and kept.embedded_files == []
     assert kept.files == 5 and kept.chunks == read_manifest(index_copy)["counts"]["chunks"]
+    assert set(kept.problems) == {"empty.txt"} and any("skipped empty.txt" in m for m in messages)
 
     forced = build(CORPUS, index_copy, embedder, progress=False, log=lambda *_: None, force=True)
     assert forced.generation != before and forced.embedded_files == []  # a new generation, from the cache

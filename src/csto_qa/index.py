@@ -299,6 +299,8 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         live = _up_to_date(index_dir, corpus, previous, embedder, settings) if previous and not force else None
         if live:
             _collect_garbage(index_dir, live, key, None)
+            for name, problem in previous["problems"].items():  # every build names what it leaves out
+                _skipped(log, name, problem["reason"])
             return BuildReport(
                 files=previous["counts"]["documents"], embedded_files=[], reused_files=previous["counts"]["documents"],
                 chunks=previous["counts"]["chunks"], sentences=previous["counts"]["sentences"],
@@ -314,8 +316,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
 
         def refuse(name: str, reason: str, state: dict) -> None:
             problems[name] = {"reason": reason, **state}
-            shown = os.fsencode(name).decode("utf-8", "backslashreplace")  # an undecodable name prints as \xe9
-            log(f"skipped {shown}: {reason}")
+            _skipped(log, name, reason)
 
         for path in _scan(corpus):
             name = path.relative_to(corpus).as_posix()
@@ -408,6 +409,11 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             problems={k: v["reason"] for k, v in problems.items()}, seconds=time.perf_counter() - t0,
             generation=gen,
         )
+
+
+def _skipped(log, name: str, reason: str) -> None:
+    shown = os.fsencode(name).decode("utf-8", "backslashreplace")  # an undecodable name prints as \xe9
+    log(f"skipped {shown}: {reason}")
 
 
 def _up_to_date(index_dir: Path, corpus: Path, manifest: dict, embedder: Embedder, settings: SplitSettings) -> str | None:
