@@ -248,9 +248,9 @@ FOREIGN_LINE = (15, 200)  # lengths of a line checked: captions and credits; a p
 
 
 def _native(doc: Document, start: int, end: int) -> str:
-    """The chunk's text as embedded and keyword-indexed: without its lines in the other language (an
-    English picture caption in a French article), which would pull every question in that language
-    to this chunk whatever it asks. The chunk's span, and so its quotes, are unchanged."""
+    """The chunk's text as embedded and keyword-indexed: without its short lines in the other language
+    (an English picture caption in a French article), which would pull every question in that
+    language to this chunk whatever it asks. The chunk's span, and so its quotes, are unchanged."""
     lines = doc.text[start:end].split("\n")
     kept = [line for line in lines if not _foreign(line.strip(), doc.lang)]
     return "\n".join(kept) if len(kept) < len(lines) else doc.text[start:end]
