@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,7 +58,7 @@ import numpy as np
 
 from benchlib import CORPUS, GOLD, header, pct, quiet, table
 from csto_qa.embed import Embedder, create
-from csto_qa.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, build, read_manifest
+from csto_qa.index import HNSW_EF_SEARCH, _vector_index, build, read_manifest
 
 import faiss  # noqa: E402  (after csto_qa, which sets the OpenMP wait policy)
 
@@ -247,12 +248,11 @@ def faiss_part(args) -> None:
 
         predicted = n / hnsw_rate if hnsw_rate else None
         if predicted is None or not args.budget or predicted <= args.budget:
-            hnsw = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            os.environ["CSTO_QA_HNSW_MIN"] = "0"  # the engine's own HNSW, whatever the size
             t = time.perf_counter()
-            hnsw.train(data[:1])
-            hnsw.add(data)
+            hnsw = _vector_index(data)
             built_s = time.perf_counter() - t
+            del os.environ["CSTO_QA_HNSW_MIN"]
             hnsw_rate = n / built_s / 1.2  # a bigger graph is deeper: allow for it in the next prediction
             for ef in (32, HNSW_EF_SEARCH):
                 hnsw.hnsw.efSearch = ef

@@ -53,7 +53,7 @@ class Extraction:
 
 
 SHORT = 50
-# A picture credit closing a caption: "(Vladimir Tretyakov/NUR.KZ via AP)", "(© AFP)".
+# A picture credit closing a caption: "(Jane Doe/Agency via AP)", "(© AFP)".
 _CREDIT = re.compile(r"\([^()\n]*(?:/|\bvia\b|©)[^()\n]*\)$")
 _TABLE_SEPARATOR = re.compile(r"\|?[ \t]*:?-{2,}")
 

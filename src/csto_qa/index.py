@@ -15,8 +15,8 @@ Layout of the index folder:
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
 
-Vector search is exact (a flat FAISS index) below HNSW_MIN vectors and approximate above (HNSW over
-float16 vectors): at a million vectors a flat search costs ~100 ms a question, HNSW ~1 ms.
+Vector search is exact (a flat FAISS index) below hnsw_min() vectors and approximate above (HNSW over
+float16 vectors): at a million vectors a flat search costs ~300 ms a question, HNSW ~1 ms.
 
 A build with nothing to do (same files, embedder, settings and engine code) keeps the live generation.
 A build writes a new generation aside (in .gen-<id>.tmp, renamed when complete) and only then points
