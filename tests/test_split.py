@@ -24,10 +24,26 @@ def test_chunks_are_exact_spans_that_cover_the_text(docs, settings):
         for start, end in spans:
             piece = doc.text[start:end]
             assert piece == piece.strip() and piece
-            assert end - start <= settings.chunk_size
+            assert end - start <= settings.chunk_size + settings.min_chunk  # a short piece joined
             covered.update(range(start, end))
         letters = {i for i, ch in enumerate(doc.text) if ch.isalnum()}
         assert letters <= covered
+
+
+@pytest.mark.parametrize("size", [800, 400])
+def test_short_pieces_join_a_neighbour(docs, size):
+    """Headings cut off from their section, separators, lone footnotes: the splitter leaves such short
+    pieces (the corpus has some), and each ends up inside a chunk long enough to be a passage."""
+    settings, bare = SplitSettings(size, size // 5), SplitSettings(size, size // 5, min_chunk=0)
+    short = 0
+    for doc in docs:
+        spans = chunk_spans(doc.text, settings)
+        assert all(end - start >= settings.min_chunk for start, end in spans) or len(spans) == 1
+        for start, end in chunk_spans(doc.text, bare):
+            if end - start < settings.min_chunk:
+                short += 1
+                assert any(a <= start and end <= b and b - a >= settings.min_chunk for a, b in spans)
+    assert short >= 3
 
 
 def test_sentences_keep_abbreviations_and_initials_inside():

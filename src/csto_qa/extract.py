@@ -209,9 +209,15 @@ _PATTERNS = {
 }
 _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0) for p in ps]
              for t, ps in _PATTERNS.items()}
+# Dates in a sentence, whose numbers are no answer to "how many": the specific "when" patterns, and a
+# bare year after a preposition of time.
+_DATES = [re.compile(p, re.IGNORECASE) for p in (*_PATTERNS["when"][:5],
+                                                 r"\b(?:en|in|depuis|since)\s+(?:1[5-9]|20)\d{2}\b")]
 _QUESTION_TYPES = [
-    ("how_many", r"\b(combien|how\s+(many|much|large|big)|quel(le)?s?\s+(nombre|effectif|taille|montant)"
-                 r"|what\s+(number|size))\b"),
+    ("how_many", r"\b(combien|how\s+(many|much|large|big)"
+                 r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
+                 r"(nombre|effectif|taille|montant|prix|coût|cout|tarif|part|population|budget)"
+                 r"|what\s+(is\s+the\s+|was\s+the\s+)?(number|size|amount|price|cost|share|population))\b"),
     ("when", r"\b(quand|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
     ("who", r"\b(qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),
@@ -241,11 +247,14 @@ def typed_spans(text: str, qtype: str, question: str) -> list[str]:
     if not patterns:
         return []
     asked = analyze.fold(question)
+    dates = [d for p in _DATES for d in p.finditer(text)] if qtype == "how_many" else []
     for pattern in patterns:
         found = []
         for m in pattern.finditer(text):
             span = m.group("span" if "span" in pattern.groupindex else 0).strip(" ,.;:")
             if qtype == "how_many":
+                if any(d.start() <= m.start() < d.end() for d in dates):
+                    continue  # "en 2015", "juin 2019": a date, not a quantity
                 span = _trim_quantity(span)
                 if not span or analyze.fold(span.split()[0]) in asked.split():
                     continue  # the number the question already gives ("in 2022") is no answer

@@ -24,6 +24,9 @@ _SENTENCE_END = (
 class SplitSettings:
     chunk_size: int = 800
     chunk_overlap: int = 160
+    # a shorter chunk (a heading cut off from its section, a lone footnote, "* * *") joins its
+    # neighbour: alone it holds too little to be a passage, and it sits close to every question
+    min_chunk: int = 100
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +56,27 @@ def chunk_spans(text: str, settings: SplitSettings) -> list[tuple[int, int]]:
         if start < 0 or text[start:end] != piece.page_content:  # never cite a span we cannot prove
             raise AssertionError(f"splitter offset mismatch at {start}")
         spans.append((start, end))
-    return spans
+    return _merge_short(spans, settings.min_chunk)
+
+
+def _merge_short(spans: list[tuple[int, int]], minimum: int) -> list[tuple[int, int]]:
+    """Each span shorter than ``minimum`` joins the next one (a heading belongs to what follows it),
+    or the one before when it is the last."""
+    out: list[tuple[int, int]] = []
+    pending: int | None = None  # start of short spans waiting for the next one
+    for start, end in spans:
+        if pending is not None:
+            start, pending = min(start, pending), None
+        if end - start < minimum:
+            pending = start
+            continue
+        out.append((start, end))
+    if pending is not None:
+        if out:
+            out[-1] = (out[-1][0], max(out[-1][1], spans[-1][1]))
+        else:
+            out.append((pending, spans[-1][1]))
+    return out
 
 
 _PARAGRAPH = re.compile(r"[^\n]+")
