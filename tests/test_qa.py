@@ -148,3 +148,12 @@ def test_a_date_is_no_quantity(qa):
     deployed = next(t for t in texts if "2500 soldats" in t)
     line = next(l for l in deployed.splitlines() if "2500 soldats" in l)
     assert typed_spans(line, "how_many", "How many soldiers were sent?") == ["2500 soldats"]
+
+
+def test_a_name_in_the_next_sentence_joins_the_quote(qa):
+    """The best sentence describes the person ("affirme le directeur général de ..."), the sentence
+    before it names him: the quote holds both."""
+    result = qa.ask("Qui est le directeur général de la Fondation méditerranéenne d'études stratégiques ?")
+    _check_citation(qa, result)
+    assert "directeur général de la Fondation" in result.answer.quote
+    assert "remarque Pierre Ausseur." in result.answer.quote

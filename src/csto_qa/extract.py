@@ -137,9 +137,14 @@ class Extractor:
         in its paragraph when that one scores nearly as well (answers often span two sentences)."""
         best = evidence[0]
         scores = {e.sentence: e.score for e in evidence}
+        typed = {e.sentence for e in evidence if e.typed}
         first = last = best.sentence
+        # the answer the question asks for (a name, a place...) often sits in the next sentence or
+        # the one before ("..., remarque Jane Doe. « ... », affirme la directrice de ..."): a
+        # neighbour holding it joins a best sentence that does not, however it scores
         neighbours = [n for n in (best.sentence - 1, best.sentence + 1)
-                      if n in scores and scores[n] >= best.score - self.settings.join_margin
+                      if n in scores and (scores[n] >= best.score - self.settings.join_margin
+                                          or (n in typed and best.sentence not in typed))
                       and self._same_paragraph(min(n, best.sentence), max(n, best.sentence))]
         if neighbours:
             n = max(neighbours, key=scores.get)
