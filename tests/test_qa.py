@@ -157,3 +157,12 @@ def test_a_name_in_the_next_sentence_joins_the_quote(qa):
     _check_citation(qa, result)
     assert "directeur général de la Fondation" in result.answer.quote
     assert "remarque Pierre Ausseur." in result.answer.quote
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Combien coûte un passeport pour un enfant ?", ["17 €"]),
+    ("How long is a child's passport valid?", ["5 ans", "10 ans"]),
+])
+def test_a_quantity_in_the_unit_asked_for_comes_first(question, expected):
+    sentence = "Le passeport d'un mineur est valable 5 ans, contre 10 ans pour un majeur ; il coûte 17 €."
+    assert typed_spans(sentence, question_type(question), question) == expected
