@@ -1,6 +1,7 @@
-"""The engine on a second French corpus it was never tuned on (tests/data: original FAQ-style texts
-about a fictional town, with their own gold set): nothing in the engine may be specific to the CSTO
-documents. A regression guard at the level reached, and the invariants that hold on any corpus."""
+"""The engine on French corpora it was never tuned on (tests/data: original FAQ-style texts about a
+fictional town, and 180 pages of a fictional public-service portal with users' paraphrased questions,
+each with its own gold set): nothing in the engine may be specific to the CSTO documents. A regression
+guard at the level reached, and the invariants that hold on any corpus."""
 
 from __future__ import annotations
 
@@ -37,3 +38,21 @@ def test_second_corpus_quality_does_not_regress(run):
     assert s["answer_accuracy"] >= 0.45
     assert s["abstention_off_topic"] >= 0.75
     assert s["false_abstention"] <= 0.10
+
+
+@pytest.fixture(scope="module")
+def faq(tmp_path_factory, embedder):
+    qa = QA.open(DATA / "corpus_faq", tmp_path_factory.mktemp("faq-index"), embedder=embedder, progress=False,
+                 log=lambda *_: None)
+    return Evaluator(qa, DATA / "corpus_faq").run(load_gold(DATA / "gold_faq.jsonl"))["summary"]
+
+
+def test_faq_portal_meets_the_generality_targets(faq):
+    # The issue's bar for a few hundred FAQ pages with paraphrased questions: the right page first cited
+    # in 60 % of cases, among the first five passages in 85 %. Near-duplicate pages make it hard.
+    assert faq["faithfulness"] == 1.0
+    assert faq["citation_accuracy"] >= 0.60
+    assert faq["hit@5"] >= 0.85
+    assert faq["abstention_off_topic"] >= 0.75
+    assert faq["false_abstention"] <= 0.12
+    assert faq["answer_accuracy"] >= 0.30
