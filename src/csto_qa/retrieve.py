@@ -33,6 +33,7 @@ class RetrieveSettings:
     w_sentences: float = 0.5
     w_bm25: float = 1.5
     min_translation: float = 0.90  # word-to-word similarity (query: prefix on both) to accept a match
+    w_translated: float = 0.5  # a word reached only through a translation counts this much in Query.known
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,11 @@ class Retriever:
         unknown = [w for w, found in zip(words, spelled) if not found and not w.isdigit()]
         vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
         translated = dict(zip(unknown, self._translations(vectors[1:])))
-        terms, known = [], 0
+        terms, known = [], 0.0
         for word, found in zip(words, spelled):
-            found = found or translated.get(word, [])
-            terms.extend(found)
-            known += bool(found)
+            bridged = translated.get(word, [])
+            terms.extend(found or bridged)
+            known += 1.0 if found else self.settings.w_translated * bool(bridged)
         return Query(text, vectors[0], terms, known / len(words) if words else 0.0)
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
