@@ -262,7 +262,7 @@ def _asked_unit(question: str) -> re.Pattern | None:
 def _trim_quantity(span: str) -> str:
     """"2022 au" -> "2022": the word after a number is its unit only if it is a content word."""
     words = span.split()
-    if len(words) > 1 and not analyze.words(words[-1]) and words[-1] not in "%€$£":
+    if len(words) > 1 and not analyze.words(words[-1]) and words[-1] not in ("%", "€", "$", "£"):
         words = words[:-1]
     return " ".join(words)
 
