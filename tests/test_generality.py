@@ -15,11 +15,17 @@ from csto_qa.evaluate import Evaluator, load_gold
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def _evaluate(name: str, tmp_path_factory, embedder) -> tuple[QA, dict]:
+    """QA over tests/data/corpus_<name>, run on its gold set gold_<name>.jsonl."""
+    corpus = DATA / f"corpus_{name}"
+    qa = QA.open(corpus, tmp_path_factory.mktemp(f"{name}-index"), embedder=embedder, progress=False,
+                 log=lambda *_: None)
+    return qa, Evaluator(qa, corpus).run(load_gold(DATA / f"gold_{name}.jsonl"))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, embedder):
-    qa = QA.open(DATA / "corpus_fr2", tmp_path_factory.mktemp("fr2-index"), embedder=embedder, progress=False,
-                 log=lambda *_: None)
-    return qa, Evaluator(qa, DATA / "corpus_fr2").run(load_gold(DATA / "gold_fr2.jsonl"))
+    return _evaluate("fr2", tmp_path_factory, embedder)
 
 
 def test_every_format_of_the_second_corpus_is_indexed(run):
@@ -42,9 +48,7 @@ def test_second_corpus_quality_does_not_regress(run):
 
 @pytest.fixture(scope="module")
 def faq(tmp_path_factory, embedder):
-    qa = QA.open(DATA / "corpus_faq", tmp_path_factory.mktemp("faq-index"), embedder=embedder, progress=False,
-                 log=lambda *_: None)
-    return Evaluator(qa, DATA / "corpus_faq").run(load_gold(DATA / "gold_faq.jsonl"))["summary"]
+    return _evaluate("faq", tmp_path_factory, embedder)[1]["summary"]
 
 
 def test_faq_portal_meets_the_generality_targets(faq):

@@ -118,7 +118,7 @@ class Extractor:
             text = doc_text[sent.start : sent.end]
             partial = not table_row(doc_text, sent.start, sent.end) and fragment(text)
             cov = self.coverage(query.terms, text)
-            typed = bool(typed_spans(text, qtype, query.text))
+            typed = bool(_typed_spans(text, qtype, query.text))  # the unit only orders the short answer
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial)
@@ -194,29 +194,34 @@ _MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|sept
 _NUMBER_WORDS = ("deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante"
                  "|cinquante|cent|mille|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen"
                  "|twenty|thirty|hundred|thousand")
+# dates with a day or a month: the most specific answers to "when", and never a quantity
+_CALENDAR_DATES = [
+    rf"\b\d{{1,2}}(?:er)?\s+(?:{_MONTHS})\s+\d{{4}}\b",
+    rf"\b(?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}}\b",
+    rf"\b\d{{1,2}}(?:er)?\s+(?:{_MONTHS})\b",
+    rf"\b(?:{_MONTHS})\s+\d{{4}}\b",
+    r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
+]
+_SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
 _PATTERNS = {
     "when": [
-        rf"\b\d{{1,2}}(?:er)?\s+(?:{_MONTHS})\s+\d{{4}}\b",
-        rf"\b(?:{_MONTHS})\s+\d{{1,2}},\s+\d{{4}}\b",
-        rf"\b\d{{1,2}}(?:er)?\s+(?:{_MONTHS})\b",
-        rf"\b(?:{_MONTHS})\s+\d{{4}}\b",
-        r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
+        *_CALENDAR_DATES,
         r"\b\d{4}\s*[-–]\s*\d{4}\b",
         r"\b(?:1[5-9]|20)\d{2}\b",
     ],
     "how_many": [
         rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+|\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
         rf"(?:\s+(?:{_NUMBER_WORDS}))?"
-        r"(?:\s*[%€$£]|\s+(?:de\s+|d['’]|of\s+)?[A-Za-zÀ-ÿ][\w-]*)?",
+        rf"(?:\s*[{''.join(_SYMBOLS)}]|\s+(?:de\s+|d['’]|of\s+)?[A-Za-zÀ-ÿ][\w-]*)?",
     ],
     "who": [r"\b[A-ZÀ-Ý][\w'’-]+(?:\s+(?:de\s+|du\s+|von\s+|van\s+|al-)?[A-ZÀ-Ý][\w'’-]+){1,3}"],
     "where": [r"\b(?:à|au|aux|en|in|at)\s+(?P<span>[A-ZÀ-Ý][\w'’-]+(?:[\s-]+[A-ZÀ-Ý][\w'’-]+)*)"],
 }
 _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0) for p in ps]
              for t, ps in _PATTERNS.items()}
-# Dates in a sentence, whose numbers are no answer to "how many": the specific "when" patterns, and a
-# bare year after a preposition of time.
-_DATES = [re.compile(p, re.IGNORECASE) for p in (*_PATTERNS["when"][:5],
+# Dates in a sentence, whose numbers are no answer to "how many": calendar dates, and a bare year
+# after a preposition of time.
+_DATES = [re.compile(p, re.IGNORECASE) for p in (*_CALENDAR_DATES,
                                                  r"\b(?:en|in|depuis|since)\s+(?:1[5-9]|20)\d{2}\b")]
 _QUESTION_TYPES = [
     ("how_many", r"\b(combien|how\s+(many|much|large|big|old|long)|quel\s+[âa]ge|what\s+age"
@@ -262,7 +267,7 @@ def _asked_unit(question: str) -> re.Pattern | None:
 def _trim_quantity(span: str) -> str:
     """"2022 au" -> "2022": the word after a number is its unit only if it is a content word."""
     words = span.split()
-    if len(words) > 1 and not analyze.words(words[-1]) and words[-1] not in ("%", "€", "$", "£"):
+    if len(words) > 1 and not analyze.words(words[-1]) and words[-1] not in _SYMBOLS:
         words = words[:-1]
     return " ".join(words)
 
@@ -273,9 +278,10 @@ def typed_spans(text: str, qtype: str, question: str) -> list[str]:
     for a question that asks for a unit (a price, a duration, an age, a rate), the quantities in that
     unit when there are any."""
     spans = _typed_spans(text, qtype, question)
-    unit = _asked_unit(question) if qtype == "how_many" and spans else None
-    in_unit = [span for span in spans if unit and unit.search(analyze.fold(span))]
-    return in_unit or spans
+    unit = _asked_unit(question) if qtype == "how_many" else None
+    if not unit:
+        return spans
+    return [span for span in spans if unit.search(analyze.fold(span))] or spans
 
 
 def _typed_spans(text: str, qtype: str, question: str) -> list[str]:

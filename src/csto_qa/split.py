@@ -63,19 +63,14 @@ def _merge_short(spans: list[tuple[int, int]], minimum: int) -> list[tuple[int, 
     """Each span shorter than ``minimum`` joins the next one (a heading belongs to what follows it),
     or the one before when it is the last."""
     out: list[tuple[int, int]] = []
-    pending: int | None = None  # start of short spans waiting for the next one
+    pending: int | None = None  # start of the short spans waiting for the next one (spans are in order)
     for start, end in spans:
-        if pending is not None:
-            start, pending = min(start, pending), None
-        if end - start < minimum:
-            pending = start
-            continue
-        out.append((start, end))
-    if pending is not None:
-        if out:
-            out[-1] = (out[-1][0], max(out[-1][1], spans[-1][1]))
-        else:
-            out.append((pending, spans[-1][1]))
+        start = start if pending is None else pending
+        pending = start if end - start < minimum else None
+        if pending is None:
+            out.append((start, end))
+    if pending is not None:  # short spans at the end join the last chunk, or are the whole text
+        out[-1:] = [(out[-1][0] if out else pending, spans[-1][1])]
     return out
 
 
