@@ -10,7 +10,7 @@ from csto_qa.evaluate import Evaluator, contains_answer, summarize
 from csto_qa.extract import question_type, typed_spans
 from csto_qa.load import stored_text
 
-from conftest import CORPUS
+from conftest import CORPUS, ROOT
 
 
 def _check_citation(qa, result):
@@ -166,6 +166,24 @@ def test_a_name_in_the_next_sentence_joins_the_quote(qa):
 def test_a_quantity_in_the_unit_asked_for_comes_first(question, expected):
     sentence = "Le passeport d'un mineur est valable 5 ans, contre 10 ans pour un majeur ; il coûte 17 €."
     assert typed_spans(sentence, question_type(question), question) == expected
+
+
+@pytest.mark.parametrize("page, question, expected", [
+    ("0092_actualisation_mensuelle.txt", "actualisation pole emploi c'est quand dans le mois", "le 28 du mois"),
+    ("0082_creche_inscription.txt", "inscrire bebe a la creche des quand", "6e mois"),
+    ("0044_controle_technique.txt", "When is the first roadworthiness test due for a new car?", "4e anniversaire"),
+])
+def test_a_time_given_against_the_calendar_or_an_event_answers_when(page, question, expected):
+    """FAQ pages answer "when" with times that are not dates ("le 28 du mois", "dès le 6e mois de
+    grossesse"): without them such questions were declined for want of a date."""
+    text = (ROOT / "tests" / "data" / "corpus_faq" / page).read_text(encoding="utf-8")
+    line = next(l for l in text.splitlines() if expected in l)
+    assert question_type(question) == "when"
+    assert typed_spans(line, "when", question)[0] == expected
+
+
+def test_quand_meme_is_no_when_question():
+    assert question_type("Je ne suis pas de la famille, je peux quand même avoir l'acte de décès ?") == "other"
 
 
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):

@@ -191,6 +191,7 @@ def _idf(index: Index) -> dict[str, float]:
 
 _MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre"
            "|decembre|january|february|march|april|may|june|july|august|september|october|november|december")
+_PERIODS = r"(?:jours?|semaines?|mois|ans|années?|days?|weeks?|months?|years?)"
 _NUMBER_WORDS = ("deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante"
                  "|cinquante|cent|mille|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen"
                  "|twenty|thirty|hundred|thousand")
@@ -208,6 +209,16 @@ _PATTERNS = {
         *_CALENDAR_DATES,
         r"\b\d{4}\s*[-–]\s*\d{4}\b",
         r"\b(?:1[5-9]|20)\d{2}\b",
+        # times given against the calendar or an event rather than as a date: "le 28 du mois", "à
+        # partir d'avril", "le lendemain", "2 mois après la demande", "dans un délai de 3 mois" (a
+        # month alone only after a preposition, and not "may": "you may apply")
+        rf"\b(?:le\s+)?\d{{1,2}}(?:er|e|ème)?\s+(?:du|de\s+chaque)\s+mois\b",
+        rf"\b(?:en|d['’]|dès|début|fin|mi-|from|in|until|by)\s*(?:{_MONTHS.replace('|may', '')})\b",
+        rf"\b\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}\s+(?:après|avant|after|before)\b",
+        rf"\b\d+(?:er|re|e|ème|st|nd|rd|th)\s+(?:jour|mois|anniversaire|day|month|anniversary)\b",
+        rf"\b(?:dans|sous|within)\s+(?:un\s+délai\s+(?:de\s+|d['’]))?\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}",
+        r"\b(?:lendemain|veille|the\s+day\s+(?:after|before))\b",
+        r"\b\d{1,2}\s*h(?:\s*\d{2})?\b|\b\d{1,2}:\d{2}\b",  # a time of day, for "à quelle heure"
     ],
     "how_many": [
         rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+|\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
@@ -228,7 +239,7 @@ _QUESTION_TYPES = [
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
                  r"(nombre|effectif|taille|montant|prix|coût|cout|tarif|part|population|budget)"
                  r"|what\s+(is\s+the\s+|was\s+the\s+)?(number|size|amount|price|cost|share|population))\b"),
-    ("when", r"\b(quand|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
+    ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|[àa]\s+quelles?\s+heures?|what\s+time|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
     ("who", r"\b(qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),
 ]
