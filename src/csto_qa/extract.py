@@ -138,6 +138,10 @@ class Extractor:
         best = evidence[0]
         scores = {e.sentence: e.score for e in evidence}
         typed = {e.sentence for e in evidence if e.typed}
+        if self._asks(best.sentence):
+            # a question is no answer: an FAQ heading or a rhetorical question is followed by its answer
+            best = Evidence(best.sentence + 1, best.score, best.sentence + 1 in typed)
+            scores[best.sentence] = best.score
         first = last = best.sentence
         # the answer the question asks for (a name, a place...) often sits in the next sentence or
         # the one before ("..., remarque Jane Doe. « ... », affirme la directrice de ..."): a
@@ -151,6 +155,12 @@ class Extractor:
             first, last = min(n, first), max(n, last)
         a, b = self.index.sentences[first], self.index.sentences[last]
         return a.doc, a.start, b.end
+
+    def _asks(self, sentence: int) -> bool:
+        """The sentence is a question, and the next one in its document can answer it."""
+        sents = self.index.sentences
+        return (sentence + 1 < len(sents) and sents[sentence + 1].doc == sents[sentence].doc
+                and self.index.sentence_text(sentence).rstrip().endswith("?"))
 
     def _same_paragraph(self, first: int, second: int) -> bool:
         a, b = self.index.sentences[first], self.index.sentences[second]
