@@ -46,6 +46,14 @@ def test_english_names_reach_the_french_spelling(qa):
     _check_citation(qa, result)
 
 
+def test_only_names_are_respelt_to_the_corpus_spelling(qa):
+    # a name spelt the English way finds the French spelling; a common English word that looks like a
+    # French one ("countries" / "contre") is not respelt into it
+    query = qa.retriever.query("Which countries signed the treaty in Tashkent?")
+    assert "tachkent" in query.terms
+    assert "contr" not in query.terms
+
+
 @pytest.mark.parametrize("question,lang", [
     ("What is the boiling point of water at sea level?", "en"),
     ("Qui a peint la Joconde ?", "fr"),

@@ -14,6 +14,7 @@ as much as a French question's full match.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from .embed import Embedder
 from .index import Index
 
 MODES = ("hybrid", "dense", "bm25")
+_CAPITALISED = re.compile(r"\b[A-ZÀ-Ý]\w+")
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,15 @@ class Retriever:
             if 3 <= len(term) <= 5:
                 self._by_letters.setdefault("".join(sorted(term)), []).append(term)
 
-    def _spelling(self, term: str) -> list[str]:
+    def _spelling(self, term: str, name: bool) -> list[str]:
         """Corpus terms for a question's stem: the stem itself if the corpus has it; the same acronym
-        in the other language's order (CSTO/OTSC, NATO/OTAN), even when the corpus has both; else
-        names spelt a little differently (Bishkek/Bichkek, Tashkent/Tachkent)."""
+        in the other language's order (CSTO/OTSC, NATO/OTAN), even when the corpus has both; else,
+        for a name (capitalised), the name spelt a little differently (Bishkek/Bichkek,
+        Tashkent/Tachkent). A common word is not respelt: "countries" is not "contre"."""
         found = [term] if term in self._vocab else []
         if 3 <= len(term) <= 5:
             found += [t for t in self._by_letters.get("".join(sorted(term)), []) if t != term][:2]
-        if not found and len(term) >= 5:
+        if not found and name and len(term) >= 5:
             found = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=2, cutoff=0.8)
         return found
 
@@ -108,7 +111,8 @@ class Retriever:
         """Embed the question, and map its words to the corpus's terms for BM25 and coverage."""
         words = analyze.words(text)
         stems = [analyze.stem(w, self.index.lang) for w in words]
-        spelled = [self._spelling(s) for s in stems]
+        names = set(analyze.words(" ".join(_CAPITALISED.findall(text))))
+        spelled = [self._spelling(s, w in names) for w, s in zip(words, stems)]
         unknown = [w for w, found in zip(words, spelled) if not found and not w.isdigit()]
         vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
         translated = dict(zip(unknown, self._translations(vectors[1:])))
