@@ -190,8 +190,10 @@ def test_a_time_given_against_the_calendar_or_an_event_answers_when(page, questi
     assert typed_spans(line, "when", question)[0] == expected
 
 
-def test_quand_meme_is_no_when_question():
-    assert question_type("Je ne suis pas de la famille, je peux quand même avoir l'acte de décès ?") == "other"
+@pytest.mark.parametrize("question", ["Je ne suis pas de la famille, je peux quand même avoir l'acte de décès ?",
+                                      "Selon Poutine, qu'est-ce qui doit passer au premier plan ?"])
+def test_quand_meme_and_qu_est_ce_qui_ask_no_date_and_no_person(question):
+    assert question_type(question) == "other"
 
 
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):

@@ -34,6 +34,17 @@ def test_summary_and_questions_keep_the_schema(rep, gold):
     assert {"id", "correct", "abstained", "answer", "passages"} <= set(rep["questions"][0])
 
 
+def test_short_answers_are_judged_against_the_gold_answers(rep, gold):
+    # the short answer highlighted in a right quote (a date, a quantity, a name) is itself right
+    by_id = {item.id: item for item in gold}
+    judged = [r for r in rep["questions"] if r["short_answer_right"] is not None]
+    assert judged and all(r["correct"] and r["answer"]["short_answer"] for r in judged)
+    assert not [r for r in rep["questions"] if r["short_answer_right"] is None and r["correct"] and r["answer"]
+                and r["answer"]["short_answer"] and by_id[r["id"]].answers]
+    s = rep["summary"]
+    assert s["short_answer_precision"] >= 0.9 and 0 < s["short_answer_rate"] <= 1
+
+
 def test_four_systems_per_split(rep):
     assert list(rep["systems"]) == ["bm25", "dense", "hybrid", "full"]
     for parts in rep["systems"].values():

@@ -20,8 +20,9 @@ from .types import Result
 SUMMARY_KEYS = ("n", "answer_accuracy", "hit@1", "hit@3", "hit@5", "mrr", "citation_accuracy", "faithfulness",
                 "abstention_precision", "abstention_recall", "latency_ms_p50", "latency_ms_p95")
 TABLE_KEYS = (*SUMMARY_KEYS[:10], "abstention_off_topic", "abstention_near_miss", "false_abstention",
-              *SUMMARY_KEYS[10:])
+              "short_answer_rate", "short_answer_precision", *SUMMARY_KEYS[10:])
 BREAKDOWN_KEYS = ("n", "answer_accuracy", "hit@5", "false_abstention")
+SHORT_ANSWER_TYPES = ("when", "how_many", "who", "where")  # gold types whose answer is a span
 
 # The report's columns, name -> (retrieval mode, abstention on). Retrieval metrics (hit@k, mrr) do not
 # depend on abstention, so they compare the three modes; hybrid and full differ only in abstention, so
@@ -77,6 +78,16 @@ def contains_answer(text: str, item: GoldItem) -> bool:
     return any(_norm(a) in t for a in item.answers)
 
 
+def _short_answer_right(item: GoldItem, result: Result) -> bool | None:
+    """Whether the short answer inside a right quote is (part of) a gold answer, or holds one whole;
+    None when there is no short answer to judge."""
+    a = result.answer
+    if not (a and a.short_answer and item.answers and contains_answer(a.quote, item)):
+        return None
+    short = _norm(a.short_answer)
+    return any(short in _norm(g) or _norm(g) in short for g in item.answers)
+
+
 def _passage_hit(p: dict, item: GoldItem) -> bool:
     return p["source"] in item.sources and (not item.answers or contains_answer(p["text"], item))
 
@@ -130,6 +141,7 @@ class Evaluator:
             "faithful": self.faithful(result),
             "cited_gold_source": bool(result.answer and result.answer.source in item.sources),
             "hit_rank": next((i for i, p in enumerate(passages, 1) if _passage_hit(p, item)), None),
+            "short_answer_right": _short_answer_right(item, result),
             "answer": result.answer.to_dict() if result.answer else None, "passages": passages,
             "latency_ms": result.timings_ms["total"],
         }
@@ -145,6 +157,8 @@ def summarize(records: list[dict]) -> dict:
         return round(sum(1 for r in rows if test(r)) / len(rows), 4) if rows else 0.0
 
     latencies = np.array([r["latency_ms"] for r in records]) if records else np.zeros(1)
+    typed_right = [r for r in answerable if r["correct"] and r.get("type") in SHORT_ANSWER_TYPES]
+    shorts = [r for r in typed_right if r.get("short_answer_right") is not None]
     summary = {
         "n": len(records),
         "answer_accuracy": share(answerable, lambda r: r["correct"]),
@@ -159,6 +173,9 @@ def summarize(records: list[dict]) -> dict:
         "abstention_off_topic": share([r for r in unanswerable if r.get("kind") == "off_topic"], lambda r: r["abstained"]),
         "abstention_near_miss": share([r for r in unanswerable if r.get("kind") == "near_miss"], lambda r: r["abstained"]),
         "false_abstention": share(answerable, lambda r: r["abstained"]),
+        # the short answer (a date, a quantity, a name, a place) inside right quotes to such questions
+        "short_answer_rate": share(typed_right, lambda r: r["short_answer_right"] is not None),
+        "short_answer_precision": share(shorts, lambda r: r["short_answer_right"]) if shorts else 1.0,
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
     }

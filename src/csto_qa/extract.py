@@ -251,7 +251,7 @@ _QUESTION_TYPES = [
                  r"|what\s+(is\s+the\s+|was\s+the\s+)?(number|size|amount|price|cost|share|population))\b"),
     ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|[àa]\s+quelles?\s+heures?|what\s+time|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
-    ("who", r"\b(qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),
+    ("who", r"\b((?<!ce\s)qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),
 ]
 
 
