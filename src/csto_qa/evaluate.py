@@ -174,7 +174,7 @@ def summarize(records: list[dict]) -> dict:
         "abstention_near_miss": share([r for r in unanswerable if r.get("kind") == "near_miss"], lambda r: r["abstained"]),
         "false_abstention": share(answerable, lambda r: r["abstained"]),
         # the short answer (a date, a quantity, a name, a place) inside right quotes to such questions
-        "short_answer_rate": share(typed_right, lambda r: r["short_answer_right"] is not None),
+        "short_answer_rate": share(typed_right, lambda r: r.get("short_answer_right") is not None),
         "short_answer_precision": share(shorts, lambda r: r["short_answer_right"]) if shorts else 1.0,
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
