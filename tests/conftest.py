@@ -65,3 +65,11 @@ def app_url(qa):
     _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
     yield url
     app.close()
+
+
+def assert_levels(summary: dict, floors: dict, ceilings: dict, label: str = "") -> None:
+    """A regression guard: each metric at least its floor, or at most its ceiling."""
+    for key, floor in floors.items():
+        assert summary[key] >= floor, (label, key, summary[key])
+    for key, ceiling in ceilings.items():
+        assert summary[key] <= ceiling, (label, key, summary[key])

@@ -10,7 +10,7 @@ from csto_qa.evaluate import Evaluator, contains_answer, summarize
 from csto_qa.extract import question_type, typed_spans
 from csto_qa.load import stored_text
 
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, ROOT, assert_levels
 
 
 def _check_citation(qa, result):
@@ -128,11 +128,7 @@ CEILINGS = {"false_abstention": 0.075}  # 4 of 56 on test: 2 would be wrong answ
 
 @pytest.mark.parametrize("part", ["dev", "test"])
 def test_eval_does_not_regress(gold_run, part):
-    summary = summarize([r for r in gold_run["questions"] if r["split"] == part])
-    for key, floor in FLOORS.items():
-        assert summary[key] >= floor, (part, key, summary[key])
-    for key, ceiling in CEILINGS.items():
-        assert summary[key] <= ceiling, (part, key, summary[key])
+    assert_levels(summarize([r for r in gold_run["questions"] if r["split"] == part]), FLOORS, CEILINGS, part)
 
 
 def test_off_topic_gold_questions_are_declined(gold_run):

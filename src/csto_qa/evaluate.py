@@ -78,11 +78,11 @@ def contains_answer(text: str, item: GoldItem) -> bool:
     return any(_norm(a) in t for a in item.answers)
 
 
-def _short_answer_right(item: GoldItem, result: Result) -> bool | None:
+def _short_answer_right(item: GoldItem, result: Result, correct: bool) -> bool | None:
     """Whether the short answer inside a right quote is (part of) a gold answer, or holds one whole;
     None when there is no short answer to judge."""
     a = result.answer
-    if not (a and a.short_answer and item.answers and contains_answer(a.quote, item)):
+    if not (correct and a and a.short_answer and item.answers):
         return None
     short = _norm(a.short_answer)
     return any(short in _norm(g) or _norm(g) in short for g in item.answers)
@@ -133,15 +133,16 @@ class Evaluator:
 
     def _record(self, item: GoldItem, k: int, mode: str) -> dict:
         result = self.qa.ask(item.question, k=k, mode=mode)
+        correct = judge(item, result)
         passages = [p.to_dict() for p in result.passages]
         return {
             "id": item.id, "split": item.split, "lang": item.lang, "type": item.type,
-            "answerable": item.answerable, "kind": item.kind, "correct": judge(item, result),
+            "answerable": item.answerable, "kind": item.kind, "correct": correct,
             "abstained": result.abstained,
             "faithful": self.faithful(result),
             "cited_gold_source": bool(result.answer and result.answer.source in item.sources),
             "hit_rank": next((i for i, p in enumerate(passages, 1) if _passage_hit(p, item)), None),
-            "short_answer_right": _short_answer_right(item, result),
+            "short_answer_right": _short_answer_right(item, result, correct),
             "answer": result.answer.to_dict() if result.answer else None, "passages": passages,
             "latency_ms": result.timings_ms["total"],
         }

@@ -135,21 +135,19 @@ class Extractor:
     def quote(self, evidence: list[Evidence]) -> tuple[int, int, int]:
         """(document, start, end) of the quote: the best sentence, joined by the sentence next to it
         in its paragraph when that one scores nearly as well (answers often span two sentences)."""
-        best = evidence[0]
+        best, score = evidence[0].sentence, evidence[0].score
         scores = {e.sentence: e.score for e in evidence}
         typed = {e.sentence for e in evidence if e.typed}
-        if self._asks(best.sentence):
-            # a question is no answer: an FAQ heading or a rhetorical question is followed by its answer
-            best = Evidence(best.sentence + 1, best.score, best.sentence + 1 in typed)
-            scores[best.sentence] = best.score
-        first = last = best.sentence
+        if self._asks(best):
+            best += 1  # a question is no answer: an FAQ heading or a rhetorical question is followed by its answer
+        first = last = best
         # the answer the question asks for (a name, a place...) often sits in the next sentence or
         # the one before ("..., remarque Jane Doe. « ... », affirme la directrice de ..."): a
         # neighbour holding it joins a best sentence that does not, however it scores
-        neighbours = [n for n in (best.sentence - 1, best.sentence + 1)
-                      if n in scores and (scores[n] >= best.score - self.settings.join_margin
-                                          or (n in typed and best.sentence not in typed))
-                      and self._same_paragraph(min(n, best.sentence), max(n, best.sentence))]
+        neighbours = [n for n in (best - 1, best + 1)
+                      if n in scores and (scores[n] >= score - self.settings.join_margin
+                                          or (n in typed and best not in typed))
+                      and self._same_paragraph(min(n, best), max(n, best))]
         if neighbours:
             n = max(neighbours, key=scores.get)
             first, last = min(n, first), max(n, last)
@@ -201,7 +199,9 @@ def _idf(index: Index) -> dict[str, float]:
 
 _MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre"
            "|decembre|january|february|march|april|may|june|july|august|september|october|november|december")
-_PERIODS = r"(?:jours?|semaines?|mois|ans|années?|days?|weeks?|months?|years?)"
+_MONTHS_ALONE = "|".join(m for m in _MONTHS.split("|") if m != "may")  # "may" alone: "you may apply"
+# durations, with or without accents (raw text and folded spans): "3 mois", "2 années", "10 ans"
+_PERIODS = r"(?:jours?|semaines?|mois|ans|ann[ée]es?|days?|weeks?|months?|years?)"
 _NUMBER_WORDS = ("deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante"
                  "|cinquante|cent|mille|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen"
                  "|twenty|thirty|hundred|thousand")
@@ -221,9 +221,9 @@ _PATTERNS = {
         r"\b(?:1[5-9]|20)\d{2}\b",
         # times given against the calendar or an event rather than as a date: "le 28 du mois", "à
         # partir d'avril", "le lendemain", "2 mois après la demande", "dans un délai de 3 mois" (a
-        # month alone only after a preposition, and not "may": "you may apply")
+        # month alone only after a preposition)
         rf"\b(?:le\s+)?\d{{1,2}}(?:er|e|ème)?\s+(?:du|de\s+chaque)\s+mois\b",
-        rf"\b(?:en|d['’]|dès|début|fin|mi-|from|in|until|by)\s*(?:{_MONTHS.replace('|may', '')})\b",
+        rf"\b(?:en|d['’]|dès|début|fin|mi-|from|in|until|by)\s*(?:{_MONTHS_ALONE})\b",
         rf"\b\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}\s+(?:après|avant|after|before)\b",
         rf"\b\d+(?:er|re|e|ème|st|nd|rd|th)\s+(?:jour|mois|anniversaire|day|month|anniversary)\b",
         rf"\b(?:dans|sous|within)\s+(?:un\s+délai\s+(?:de\s+|d['’]))?\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}",
@@ -272,7 +272,7 @@ _UNITS = [
                 r"|pay|charged?)\b"),
      re.compile(r"[€$£]|\b(euros?|dollars?|centimes?|cents?)\b")),
     (re.compile(r"\b(combien\s+de\s+temps|delais?|duree|how\s+long|valable|valid)\b"),
-     re.compile(r"\b(jours?|semaines?|mois|ans?|annees?|heures?|minutes?|days?|weeks?|months?|years?|hours?)\b")),
+     re.compile(rf"\b(?:{_PERIODS}|an|heures?|minutes?|hours?)\b")),
     (re.compile(r"\b(quel\s+age|how\s+old|what\s+age)\b"),
      re.compile(r"\b(ans?|years?)\b")),
     (re.compile(r"\b(pourcentage|taux|quelle\s+part|percentage|rate|what\s+share)\b"),
