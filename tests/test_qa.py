@@ -192,6 +192,18 @@ def test_quand_meme_and_qu_est_ce_qui_ask_no_date_and_no_person(question):
     assert question_type(question) == "other"
 
 
+@pytest.mark.parametrize("question, expected", [
+    ("Who was chairing the CSTO when troops were sent to Kazakhstan?", "who"),
+    ("Qui a présenté le compte rendu de l'année où le Kirghizstan présidait l'organisation ?", "who"),
+    ("j'ai un pv mais c'était pas moi qui conduisait, j'ai combien de temps pour contester", "how_many"),
+    ("travel document for my kid who is a foreign minor, how much does it cost?", "how_many"),
+])
+def test_the_opening_interrogative_word_decides_the_type(question, expected):
+    """"when" / "où" inside a question that opens with "who" / "qui" are conjunctions or relatives;
+    a "qui" / "who" inside is mostly a relative."""
+    assert question_type(question) == expected
+
+
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
     french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")

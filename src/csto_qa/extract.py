@@ -256,11 +256,14 @@ _QUESTION_TYPES = [
 
 
 def question_type(question: str) -> str:
-    q = question.casefold()
-    for qtype, pattern in _QUESTION_TYPES:
-        if re.search(pattern, q):
-            return qtype
-    return "other"
+    """The type asked for. A question that opens with its interrogative word is of that type ("Who
+    was chairing ... when ...", "Qui a présenté ... l'année où ..."); otherwise the first type that
+    matches anywhere, in _QUESTION_TYPES order: a later "qui" / "who" is mostly relative ("c'était
+    pas moi qui conduisait, j'ai combien de temps ...")."""
+    q = question.casefold().lstrip(" \"'«“¿¡-")
+    found = [(qtype, m) for qtype, pattern in _QUESTION_TYPES if (m := re.search(pattern, q))]
+    opening = [qtype for qtype, m in found if m.start() == 0]
+    return (opening or [qtype for qtype, _ in found] or ["other"])[0]
 
 
 # The unit a "how many" question asks for, read on the folded question, and how a quantity of that
