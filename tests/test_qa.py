@@ -204,6 +204,21 @@ def test_the_opening_interrogative_word_decides_the_type(question, expected):
     assert question_type(question) == expected
 
 
+def test_a_year_no_document_names_is_not_answered_from_another_year(qa):
+    """The corpus tells of some summits: asked about a year it never names, the engine declines
+    rather than quote another year's summit; asked about a year it names, it quotes a document that
+    names that year."""
+    texts = " ".join(d.text for d in qa.index.documents)
+    named = [y for y in range(2000, 2030) if str(y) in texts]
+    unnamed = next(y for y in range(max(named), 2100) if str(y) not in texts)
+    assert qa.ask(f"Where was the CSTO summit held in {unnamed}?").abstained
+    assert qa.ask(f"Où s'est tenu le sommet de l'OTSC en {unnamed} ?").abstained
+    result = qa.ask(f"Where was the CSTO summit held in {max(named)}?")
+    _check_citation(qa, result)
+    source = next(d for d in qa.index.documents if d.source == result.answer.source)
+    assert str(max(named)) in source.text
+
+
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
     french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")

@@ -121,7 +121,8 @@ class Evaluator:
 
     def run(self, items: list[GoldItem], k: int = 5, mode: str = "hybrid", abstain: bool = True) -> dict:
         """``abstain=False`` turns the relevance test off (min_relevance -1) for this run only; a when /
-        how-many quote holding no date / quantity is still declined."""
+        how-many quote holding no date / quantity is still declined, and so is a question naming a
+        year that no retrieved document names."""
         settings = self.qa.extractor.settings
         if not abstain:
             self.qa.extractor.settings = replace(settings, min_relevance=-1.0)

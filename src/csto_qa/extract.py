@@ -6,8 +6,8 @@ similarity to the question, alone and with the sentence before it, each less its
 and hubness are computed at build time); the share of the question's content words it holds,
 weighted by rarity; whether it holds what the question asks for (a date for "when"...); whether it
 is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
-passage's relevance and, for when / how many questions, whether a dated / quantified sentence is near
-the top.
+passage's relevance; for when / how many questions, whether a dated / quantified sentence is near
+the top; and, for a question that names a year, whether a retrieved document names it too.
 """
 
 from __future__ import annotations
@@ -160,16 +160,27 @@ class Extractor:
         return (sentence + 1 < len(sents) and sents[sentence + 1].doc == sents[sentence].doc
                 and self.index.sentence_text(sentence).rstrip().endswith("?"))
 
+    def _dated(self, evidence: list[Evidence], question: str) -> list[Evidence]:
+        """The evidence from documents that name every year the question names: a question about the
+        2024 summit is not answered by a document that only tells of the 2025 one."""
+        years = set(_YEAR.findall(question))
+        if not years:
+            return evidence
+        docs = {self.index.sentences[e.sentence].doc for e in evidence}
+        dated = {d for d in docs if years <= set(_YEAR.findall(self.index.documents[d].text))}
+        return [e for e in evidence if self.index.sentences[e.sentence].doc in dated]
+
     def _same_paragraph(self, first: int, second: int) -> bool:
         a, b = self.index.sentences[first], self.index.sentences[second]
         return a.doc == b.doc and "\n" not in self.index.documents[a.doc].text[a.end : b.start]
 
     def extract(self, hits: list[Hit], query: Query) -> Extraction | None:
         """The quote that answers, or None when the documents do not support an answer: the question
-        is about nothing in them (see ``relevance``), or it asks when / how many and no sentence close
-        to the best one holds a date / quantity."""
+        is about nothing in them (see ``relevance``), or it names a year none of the retrieved
+        documents names, or it asks when / how many and no sentence close to the best one holds a
+        date / quantity."""
         qtype = question_type(query.text)
-        evidence = self.evidence(hits, query, qtype)
+        evidence = self._dated(self.evidence(hits, query, qtype), query.text)
         if not evidence or self.relevance(hits, query) < self.settings.min_relevance:
             return None
         if qtype in ("when", "how_many"):
@@ -213,6 +224,7 @@ _CALENDAR_DATES = [
     rf"\b(?:{_MONTHS})\s+\d{{4}}\b",
     r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
 ]
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b")
 _SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
 _PATTERNS = {
     "when": [
