@@ -219,6 +219,19 @@ def test_a_year_no_document_names_is_not_answered_from_another_year(qa):
     assert str(max(named)) in source.text
 
 
+def test_a_name_does_not_open_with_a_word_the_corpus_writes_in_lower_case(qa):
+    """"de la Défense Viktor Khrenin": "Défense" is the ministry's title, written "défense" elsewhere;
+    "Au Kazakhstan, ..., remarque Pierre Ausseur": the sentence's first words are no person."""
+    text = next(d.text for d in qa.index.documents if "Défense Viktor Khrenin" in d.text)
+    line = next(l for l in text.splitlines() if "Défense Viktor Khrenin" in l)
+    question = "Who is Russia's defence minister?"
+    assert "défense" in qa.index.lowercase
+    assert "Défense Viktor Khrenin" in typed_spans(line, "who", question)
+    assert typed_spans(line, "who", question, qa.index.lowercase) == ["Viktor Khrenin", "Andreï Belousov"]
+    result = qa.ask("Qui dirige la Fondation méditerranéenne d'études stratégiques ?")
+    assert "Au Kazakhstan" in result.answer.quote and result.answer.short_answer == "Pierre Ausseur"
+
+
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
     french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")

@@ -69,3 +69,9 @@ _LETTERS = re.compile(r"[^\W\d_]{3,}")
 def lexicon(text: str) -> set[str]:
     """The text's distinct content words, lower-cased with their accents (for the term bridge)."""
     return {w for w in map(str.casefold, _LETTERS.findall(text)) if _plain(w) not in STOPWORDS}
+
+
+def lowercase(text: str) -> set[str]:
+    """The words (3 letters or more) the text writes in lower case somewhere: capitalised, one of them
+    is a sentence's first word or a title ("la Défense Viktor Khrenin"), not a name."""
+    return {w for w in _LETTERS.findall(text) if w[0].islower()}

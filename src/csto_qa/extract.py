@@ -118,7 +118,7 @@ class Extractor:
             text = doc_text[sent.start : sent.end]
             partial = not table_row(doc_text, sent.start, sent.end) and fragment(text)
             cov = self.coverage(query.terms, text)
-            typed = bool(_typed_spans(text, qtype, query.text))  # the unit only orders the short answer
+            typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))  # the unit only orders the short answer
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial)
@@ -189,7 +189,7 @@ class Extractor:
                 return None
             evidence = typed + [e for e in evidence if not e.typed]
         d, start, end = self.quote(evidence)
-        spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text)
+        spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text, self.index.lowercase)
         return Extraction(d, start, end, evidence[0].score, spans[0] if len(spans) == 1 else None)
 
 
@@ -308,19 +308,29 @@ def _trim_quantity(span: str) -> str:
     return " ".join(words)
 
 
-def typed_spans(text: str, qtype: str, question: str) -> list[str]:
+def typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
     """Spans of the type asked for (dates for "when", quantities for "how many", names for "who",
     places for "where") that the question does not already contain, most specific pattern first;
     for a question that asks for a unit (a price, a duration, an age, a rate), the quantities in that
-    unit when there are any."""
-    spans = _typed_spans(text, qtype, question)
+    unit when there are any. ``lowercase``: the words the corpus writes in lower case, which do not
+    open a name ("la Défense Viktor Khrenin", "au Service central")."""
+    spans = _typed_spans(text, qtype, question, lowercase)
     unit = _asked_unit(question) if qtype == "how_many" else None
     if not unit:
         return spans
     return [span for span in spans if unit.search(analyze.fold(span))] or spans
 
 
-def _typed_spans(text: str, qtype: str, question: str) -> list[str]:
+def _name(span: str, lowercase: frozenset[str]) -> str:
+    """The span without the capitalised common words that open it (a title, a sentence's first word,
+    a stop word: "Au Kazakhstan")."""
+    words = span.split()
+    while words and (words[0].casefold() in lowercase or not analyze.words(words[0])):
+        words = words[1:]
+    return " ".join(words)
+
+
+def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
     patterns = _COMPILED.get(qtype)
     if not patterns:
         return []
@@ -336,6 +346,10 @@ def _typed_spans(text: str, qtype: str, question: str) -> list[str]:
                 span = _trim_quantity(span)
                 if not span or analyze.fold(span.split()[0]) in asked.split():
                     continue  # the number the question already gives ("in 2022") is no answer
+            elif qtype in ("who", "where"):
+                span = _name(span, lowercase)
+                if qtype == "who" and len(span.split()) < 2:
+                    continue  # a person is named by at least two words
             if span and analyze.fold(span) not in asked and span not in found:
                 found.append(span)
         if qtype == "who":

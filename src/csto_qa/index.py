@@ -10,7 +10,8 @@ Layout of the index folder:
                          bm25/ (over chunks),
                          lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
                          background.npy (their mean direction: what a question about nothing in
-                         particular looks like to this corpus)
+                         particular looks like to this corpus), lowercase.json (the words the corpus
+                         writes in lower case: see analyze.lowercase)
     cache/<key>/<sha>.npz  per-file vectors, so a rebuild embeds only added or changed files
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
     .lock                held while building: one build at a time
@@ -57,7 +58,7 @@ from .load import LoadError, check_entry, corpus_files, file_digest, load_file, 
 from .split import SplitSettings, chunk_spans, heading_spans, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 7  # of the index folder; a change forces a rebuild (7: HNSW above HNSW_MIN, engine code)
+FORMAT_VERSION = 8  # of the index folder; a change forces a rebuild (8: lowercase.json)
 VECTORS_VERSION = 3  # of what is embedded for a file; a change forces re-embedding (3: foreign lines out)
 EMBED_BATCH = 32
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
@@ -110,6 +111,7 @@ class Index:
     lang: str
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
     sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks overlapping each sentence
+    lowercase: frozenset[str] = frozenset()  # words the corpus writes in lower case (analyze.lowercase)
 
     def chunk_text(self, i: int) -> str:
         c = self.chunks[i]
@@ -514,6 +516,8 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     faiss.write_index(flat, str(tmp / "lexicon.faiss"))
     background = words.mean(axis=0) if len(words) else np.zeros(dim, np.float32)
     np.save(tmp / "background.npy", (background / max(float(np.linalg.norm(background)), 1e-12)).astype(np.float32))
+    (tmp / "lowercase.json").write_text(json.dumps(sorted(set().union(*(analyze.lowercase(d.text) for d in docs))),
+                                                   ensure_ascii=False), encoding="utf-8")
 
     lang = _corpus_lang(docs)
     corpus_tokens = [analyze.stems(_native(docs[d], s, e), lang) or [""] for d, s, e in chunks]
@@ -705,6 +709,7 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
         lexicon = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
         lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
         background = np.load(gen / "background.npy")
+        lowercase = frozenset(json.loads((gen / "lowercase.json").read_text(encoding="utf-8")))
         sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r")  # float16; rows widened when read
         hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
@@ -713,7 +718,8 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
-                  hubness, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"))
+                  hubness, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
+                  lowercase=lowercase)
     index.chunk_sentences = _overlaps(chunks, sentences)
     index.sentence_chunks = [[] for _ in sentences]
     for c, run in enumerate(index.chunk_sentences):
