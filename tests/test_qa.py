@@ -232,6 +232,16 @@ def test_a_name_does_not_open_with_a_word_the_corpus_writes_in_lower_case(qa):
     assert "Au Kazakhstan" in result.answer.quote and result.answer.short_answer == "Pierre Ausseur"
 
 
+def test_a_byline_answers_who_wrote_and_the_person_asked_about_is_no_short_answer(qa):
+    """A line that names a person (a byline) is no fragment to a "who" question; a name the question
+    already gives (Masadykov) is not the short answer, the other one in the quote is."""
+    wrote = qa.ask("Who wrote the study on security alliances in the post-Soviet space?")
+    _check_citation(qa, wrote)
+    assert wrote.answer.quote.endswith("par Sophie Momzikoff") and wrote.answer.short_answer == "Sophie Momzikoff"
+    before = qa.ask("Qui était secrétaire général de l'OTSC avant l'arrivée de Masadykov ?")
+    assert "Masadykov" in before.answer.quote and before.answer.short_answer == "Imangali Tasmagambetov"
+
+
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
     french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")

@@ -116,9 +116,10 @@ class Extractor:
             sent = self.index.sentences[sid]
             doc_text = self.index.documents[sent.doc].text
             text = doc_text[sent.start : sent.end]
-            partial = not table_row(doc_text, sent.start, sent.end) and fragment(text)
-            cov = self.coverage(query.terms, text)
             typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))  # the unit only orders the short answer
+            # a line naming a person (a byline, a caption) answers "who" as well as a sentence does
+            partial = not table_row(doc_text, sent.start, sent.end) and fragment(text) and not (typed and qtype == "who")
+            cov = self.coverage(query.terms, text)
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial)
@@ -335,6 +336,7 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
     if not patterns:
         return []
     asked = analyze.fold(question)
+    asked_words = analyze.words(question)
     dates = [d for p in _DATES for d in p.finditer(text)] if qtype == "how_many" else []
     for pattern in patterns:
         found = []
@@ -350,6 +352,8 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
                 span = _name(span, lowercase)
                 if qtype == "who" and len(span.split()) < 2:
                     continue  # a person is named by at least two words
+                if set(analyze.words(span)) & set(asked_words):
+                    continue  # "Vladimir Poutine" to "qui a succédé à Poutine": the person asked about
             if span and analyze.fold(span) not in asked and span not in found:
                 found.append(span)
         if qtype == "who":
