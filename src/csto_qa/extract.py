@@ -225,7 +225,7 @@ _CALENDAR_DATES = [
     rf"\b(?:{_MONTHS})\s+\d{{4}}\b",
     r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
 ]
-_YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b")
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b(?!\s*(?:[€$£%]|euros?\b|dollars?\b))")  # "1500 €" is no year
 _SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
 _PATTERNS = {
     "when": [
