@@ -40,7 +40,7 @@ def test_every_format_of_the_second_corpus_is_indexed(run):
 
 def test_second_corpus_quality_does_not_regress(run):
     _, out = run
-    assert_levels(out["summary"], {"faithfulness": 1.0, "hit@5": 0.80, "answer_accuracy": 0.45,
+    assert_levels(out["summary"], {"faithfulness": 1.0, "hit@5": 0.80, "answer_accuracy": 0.50,
                                    "abstention_off_topic": 0.75}, {"false_abstention": 0.10})
 
 
@@ -53,8 +53,16 @@ def test_faq_portal_meets_the_generality_targets(faq_run):
     # The issue's bar for a few hundred FAQ pages with paraphrased questions: the right page first cited
     # in 60 % of cases, among the first five passages in 85 %. Near-duplicate pages make it hard.
     assert_levels(faq_run["summary"], {"faithfulness": 1.0, "citation_accuracy": 0.60, "hit@5": 0.85,
-                                       "abstention_off_topic": 0.75, "answer_accuracy": 0.35},
+                                       "abstention_off_topic": 0.75, "answer_accuracy": 0.40},
                   {"false_abstention": 0.06})
+
+
+def test_list_items_answer_like_sentences(faq_run):
+    """Portal pages give conditions, amounts and deadlines as bulleted lists ("- né en 1963 : 62 ans et
+    9 mois ;"): an item is a complete answer, not a fragment. Before items were exempted from the
+    fragment penalty, 1 right quote of the set was one; now 7 are."""
+    items = [r for r in faq_run["questions"] if r["correct"] and r["answer"] and r["answer"]["quote"].startswith("- ")]
+    assert len(items) >= 5
 
 
 def test_a_question_heading_is_never_the_answer(faq_run):

@@ -65,6 +65,16 @@ def fragment(text: str) -> bool:
     return len(text) < SHORT or text[-1] not in ".!?…»\"”):" or bool(_CREDIT.search(text))
 
 
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–]|\d{1,2}[.)])[ \t]+\S")
+
+
+def list_item(doc_text: str, start: int) -> bool:
+    """An item of a bulleted or numbered list: like a table row, a complete answer however short
+    ("- échelon 3 : 564 € par an.")."""
+    line_start = doc_text.rfind("\n", 0, start) + 1
+    return bool(_LIST_ITEM.match(doc_text, line_start)) and not doc_text[line_start:start].strip(" \t-*•–0123456789.)")
+
+
 def table_row(doc_text: str, start: int, end: int) -> bool:
     """A body row of a Markdown (pipe) table: its cells are an answer as good as a sentence. The
     header row (followed by the |---| line) is not one."""
@@ -118,7 +128,8 @@ class Extractor:
             text = doc_text[sent.start : sent.end]
             typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))  # the unit only orders the short answer
             # a line naming a person (a byline, a caption) answers "who" as well as a sentence does
-            partial = not table_row(doc_text, sent.start, sent.end) and fragment(text) and not (typed and qtype == "who")
+            partial = (not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start)
+                       and fragment(text) and not (typed and qtype == "who"))
             cov = self.coverage(query.terms, text)
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
