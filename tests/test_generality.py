@@ -65,6 +65,14 @@ def test_list_items_answer_like_sentences(faq_run):
     assert len(items) >= 5
 
 
+def test_a_sentence_opening_a_list_is_quoted_with_the_list(faq_run):
+    """"Depuis 2026, l'ACRE est réservée à certains publics :" says nothing alone: the quote takes in
+    the items after it (4 quotes of the set ended with a colon before)."""
+    quotes = [r["answer"]["quote"] for r in faq_run["questions"] if r["answer"]]
+    assert not [q for q in quotes if q.rstrip().endswith(":")]
+    assert sum(": \n- " in q or ":\n- " in q for q in quotes) >= 3
+
+
 def test_a_question_heading_is_never_the_answer(faq_run):
     # FAQ pages head each answer with its question, which resembles the user's more than any answer
     # does; the quote is then the answer that follows it. Before, 9 of the 230 quotes were questions.

@@ -53,6 +53,7 @@ class Extraction:
 
 
 SHORT = 50
+LIST_CHARS = 800  # a quote that takes in the list its sentence opens stops before this length
 # A picture credit closing a caption: "(Jane Doe/Agency via AP)", "(© AFP)".
 _CREDIT = re.compile(r"\([^()\n]*(?:/|\bvia\b|©)[^()\n]*\)$")
 _TABLE_SEPARATOR = re.compile(r"\|?[ \t]*:?-{2,}")
@@ -163,8 +164,28 @@ class Extractor:
         if neighbours:
             n = max(neighbours, key=scores.get)
             first, last = min(n, first), max(n, last)
+        last = self._list_after(last)
         a, b = self.index.sentences[first], self.index.sentences[last]
         return a.doc, a.start, b.end
+
+    def _list_after(self, sentence: int) -> int:
+        """The last sentence of the list a sentence ending with a colon opens ("L'ACRE est réservée à
+        certains publics :" is answered by the items after it), up to LIST_CHARS; the sentence itself
+        when no list follows."""
+        sents = self.index.sentences
+        if not self.index.sentence_text(sentence).rstrip().endswith(":"):
+            return sentence
+        doc_text = self.index.documents[sents[sentence].doc].text
+        last = sentence
+        while last + 1 < len(sents) and sents[last + 1].doc == sents[sentence].doc:
+            nxt = sents[last + 1]
+            if nxt.end - sents[sentence].start > LIST_CHARS:
+                break
+            # an item, or the rest of an item already taken (an item of two sentences)
+            if not (list_item(doc_text, nxt.start) or (last > sentence and "\n" not in doc_text[sents[last].end : nxt.start])):
+                break
+            last += 1
+        return last
 
     def _asks(self, sentence: int) -> bool:
         """The sentence is a question, and the next one in its document can answer it."""
