@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from csto_qa.load import corpus_files, load_file
-from csto_qa.split import SplitSettings, chunk_spans, sentence_spans
+from csto_qa.split import SplitSettings, chunk_spans, list_item, list_lead, sentence_spans
 
-from conftest import CORPUS
+from conftest import CORPUS, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,14 @@ def test_sentences_of_the_pdf_text_are_whole(docs):
             "joints en 1993 l’Azerbaïdjan et la Géorgie.") in sentences
     for s in sentences:
         assert "\n" not in s
+
+
+def test_list_items_know_the_line_that_opens_their_list():
+    """An item's subject is in the line before its list ("... réservée à certains publics :"); the
+    index embeds the item with that line, and extract does not count the item as a fragment."""
+    folder = ROOT / "tests" / "data" / "corpus_faq"
+    doc = load_file(folder / "0155_acre_exoneration.txt", folder)
+    starts = [s for s, _ in sentence_spans(doc.text)]
+    items = [s for s in starts if list_item(doc.text, s)]
+    assert [doc.text[s:s + 12] for s in items] == ["- demandeurs", "- bénéficiai", "- jeunes de ", "- créateurs "]
+    assert {list_lead(doc.text, s) for s in items} == {"Depuis 2026, l'ACRE est réservée à certains publics :"}

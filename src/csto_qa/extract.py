@@ -21,6 +21,7 @@ import numpy as np
 from . import analyze
 from .index import Index
 from .retrieve import Hit, Query
+from .split import list_item
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,6 @@ def fragment(text: str) -> bool:
     with its picture credit. A sentence ending with a colon (it opens a quotation or a list) is one."""
     text = text.rstrip()
     return len(text) < SHORT or text[-1] not in ".!?…»\"”):" or bool(_CREDIT.search(text))
-
-
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–]|\d{1,2}[.)])[ \t]+\S")
-
-
-def list_item(doc_text: str, start: int) -> bool:
-    """An item of a bulleted or numbered list: like a table row, a complete answer however short
-    ("- échelon 3 : 564 € par an.")."""
-    line_start = doc_text.rfind("\n", 0, start) + 1
-    return bool(_LIST_ITEM.match(doc_text, line_start)) and not doc_text[line_start:start].strip(" \t-*•–0123456789.)")
 
 
 def table_row(doc_text: str, start: int, end: int) -> bool:

@@ -55,11 +55,11 @@ from . import analyze
 from .embed import Embedder
 from .lang import LANGS, ranked
 from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
-from .split import SplitSettings, chunk_spans, heading_spans, section_heading, sentence_spans
+from .split import SplitSettings, chunk_spans, heading_spans, list_item, list_lead, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
 FORMAT_VERSION = 8  # of the index folder; a change forces a rebuild (8: lowercase.json)
-VECTORS_VERSION = 3  # of what is embedded for a file; a change forces re-embedding (3: foreign lines out)
+VECTORS_VERSION = 4  # of what is embedded for a file; a change forces re-embedding (4: list items in context)
 EMBED_BATCH = 32
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
@@ -270,7 +270,8 @@ def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
     """Each sentence preceded by the previous one of its paragraph: an answer sentence often names
     its subject only in the sentence before ("La prochaine réunion de ce type aura lieu..."). A
     paragraph's first sentence is preceded by its section's heading instead, which names the subject
-    of a FAQ answer, a list item or a table row ("Tarifs", "Combien ça coûte ?")."""
+    of a FAQ answer or a table row ("Tarifs", "Combien ça coûte ?"); a list item, by the line that
+    opens its list ("L'ACRE est réservée à certains publics :"), when there is one."""
     headings = heading_spans(doc.text)
     out = []
     for i, (s, e) in enumerate(spans):
@@ -279,8 +280,9 @@ def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
         if same_paragraph:
             out.append(doc.text[prev[0] : e])
             continue
-        heading = section_heading(doc.text, headings, s)
         text = doc.text[s:e]
+        lead = list_lead(doc.text, s) if list_item(doc.text, s) else ""
+        heading = lead or section_heading(doc.text, headings, s)
         out.append(f"{heading}\n{text}" if heading and heading not in text else text)
     return out
 

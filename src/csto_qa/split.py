@@ -111,3 +111,26 @@ def section_heading(text: str, headings: list[tuple[int, int]], pos: int) -> str
     """The text of the last heading that starts before ``pos`` ("" when none)."""
     i = bisect.bisect_right(headings, (pos, -1)) - 1
     return text[headings[i][0] : headings[i][1]].strip() if i >= 0 else ""
+
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–]|\d{1,2}[.)])[ \t]+\S")
+
+
+def list_item(text: str, start: int) -> bool:
+    """The sentence at ``start`` opens an item of a bulleted or numbered list: like a table row, a
+    complete answer however short ("- échelon 3 : 564 € par an.")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_LIST_ITEM.match(text, line_start)) and not text[line_start:start].strip(" \t-*•–0123456789.)")
+
+
+def list_lead(text: str, start: int) -> str:
+    """The line that opens the list the item at ``start`` belongs to ("L'ACRE est réservée à certains
+    publics :"): what the item is about. "" when the line before the list does not end with a colon."""
+    pos = text.rfind("\n", 0, start) + 1
+    while pos > 0:
+        prev = text.rfind("\n", 0, pos - 1) + 1
+        line = text[prev : pos - 1]
+        if line.strip() and not list_item(text, prev + len(line) - len(line.lstrip())):
+            return line.strip() if line.rstrip().endswith(":") else ""
+        pos = prev
+    return ""
