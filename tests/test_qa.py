@@ -7,7 +7,7 @@ import pytest
 from csto_qa import QuestionError
 from csto_qa.cite import verify
 from csto_qa.evaluate import Evaluator, contains_answer, summarize
-from csto_qa.extract import question_type, typed_spans
+from csto_qa.extract import answer_type, question_type, typed_spans
 from csto_qa.load import stored_text
 
 from conftest import CORPUS, ROOT, assert_levels
@@ -240,6 +240,18 @@ def test_a_byline_answers_who_wrote_and_the_person_asked_about_is_no_short_answe
     assert wrote.answer.quote.endswith("par Sophie Momzikoff") and wrote.answer.short_answer == "Sophie Momzikoff"
     before = qa.ask("Qui était secrétaire général de l'OTSC avant l'arrivée de Masadykov ?")
     assert "Masadykov" in before.answer.quote and before.answer.short_answer == "Imangali Tasmagambetov"
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("prix passeport adulte", "amount"),
+    ("délai de rétractation rupture conventionnelle", "amount"),
+    ("reversion pourcentage regime general", "amount"),
+    ("ma mère a 78 ans elle paie encore la taxe fonciere ?", "other"),  # whether, not how much
+    ("Combien coûte un passeport ?", "how_many"),
+    ("Pourquoi la Russie a-t-elle créé l'OTSC ?", "other"),
+])
+def test_a_keyword_query_naming_a_unit_asks_for_an_amount(question, expected):
+    assert answer_type(question) == expected
 
 
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):

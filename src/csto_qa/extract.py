@@ -102,7 +102,7 @@ class Extractor:
 
     def evidence(self, hits: list[Hit], query: Query, qtype: str | None = None) -> list[Evidence]:
         s = self.settings
-        qtype = question_type(query.text) if qtype is None else qtype
+        qtype = answer_type(query.text) if qtype is None else qtype
         seen: dict[int, int] = {}
         for rank, hit in enumerate(hits[: s.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
@@ -203,15 +203,16 @@ class Extractor:
         is about nothing in them (see ``relevance``), or it names a year none of the retrieved
         documents names, or it asks when / how many and no sentence close to the best one holds a
         date / quantity."""
-        qtype = question_type(query.text)
+        qtype = answer_type(query.text)
         evidence = self._dated(self.evidence(hits, query, qtype), query.text)
         if not evidence or self.relevance(hits, query) < self.settings.min_relevance:
             return None
-        if qtype in ("when", "how_many"):
+        if qtype in ("when", "how_many", "amount"):
             typed = [e for e in evidence if e.typed]
-            if not typed or typed[0].score < evidence[0].score - self.settings.typed_margin:
+            if typed and typed[0].score >= evidence[0].score - self.settings.typed_margin:
+                evidence = typed + [e for e in evidence if not e.typed]
+            elif qtype != "amount":  # a keyword query naming a unit may want a yes or a how, not a figure
                 return None
-            evidence = typed + [e for e in evidence if not e.typed]
         d, start, end = self.quote(evidence)
         spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text, self.index.lowercase)
         return Extraction(d, start, end, evidence[0].score, spans[0] if len(spans) == 1 else None)
@@ -302,6 +303,18 @@ def question_type(question: str) -> str:
     return (opening or [qtype for qtype, _ in found] or ["other"])[0]
 
 
+def answer_type(question: str) -> str:
+    """The question's type; a question of no type that names a unit by a noun ("prix passeport
+    adulte", "délai de rétractation") is "amount": quantities in that unit come first when one is
+    near the top, and only such a quantity is a short answer, but the question is not declined for
+    want of one. A verb does not make one: "elle paie encore la taxe ?" asks whether, not how much."""
+    qtype = question_type(question)
+    return "amount" if qtype == "other" and _asked_unit(_PAY.sub(" ", analyze.fold(question))) else qtype
+
+
+_PAY = re.compile(r"\b(?:payer|paie|paye|paient|pay|pays|paid|charged?)\b")
+
+
 # The unit a "how many" question asks for, read on the folded question, and how a quantity of that
 # unit reads (on the folded span: "13,76 €", "2 mois", "12 ans", "75 %"): the short answer to "how
 # much does it cost" is the price, not the validity the same sentence gives. Only the short answer:
@@ -355,17 +368,18 @@ def _name(span: str, lowercase: frozenset[str]) -> str:
 
 
 def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
-    patterns = _COMPILED.get(qtype)
+    quantity = qtype in ("how_many", "amount")
+    patterns = _COMPILED.get("how_many" if quantity else qtype)
     if not patterns:
         return []
     asked = analyze.fold(question)
     asked_words = analyze.words(question)
-    dates = [d for p in _DATES for d in p.finditer(text)] if qtype == "how_many" else []
+    dates = [d for p in _DATES for d in p.finditer(text)] if quantity else []
     for pattern in patterns:
         found = []
         for m in pattern.finditer(text):
             span = m.group("span" if "span" in pattern.groupindex else 0).strip(" ,.;:")
-            if qtype == "how_many":
+            if quantity:
                 if any(d.start() <= m.start() < d.end() for d in dates):
                     continue  # "en 2015", "juin 2019": a date, not a quantity
                 span = _trim_quantity(span)
@@ -381,6 +395,9 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
                 found.append(span)
         if qtype == "who":
             found = [f for f in found if not any(f != g and f in g for g in found)]
+        if qtype == "amount":
+            unit = _asked_unit(question)
+            found = [f for f in found if unit.search(analyze.fold(f))]
         if found:
             return found
     return []
