@@ -56,7 +56,7 @@ def test_faq_portal_meets_the_generality_targets(faq_run):
     # The bar for a few hundred FAQ pages with paraphrased questions: the right page first cited
     # in 60 % of cases, among the first five passages in 85 %. Near-duplicate pages make it hard.
     assert_levels(faq_run["summary"], {"faithfulness": 1.0, "citation_accuracy": 0.60, "hit@5": 0.85,
-                                       "abstention_off_topic": 0.75, "answer_accuracy": 0.40},
+                                       "abstention_off_topic": 0.75, "answer_accuracy": 0.50},
                   {"false_abstention": 0.06})
 
 

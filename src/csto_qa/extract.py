@@ -3,8 +3,8 @@ or an abstention when the evidence is not there.
 
 Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
 similarity to the question, alone and with the sentence before it, each less its hubness (vectors
-and hubness are computed at build time); the share of the question's content words it holds,
-weighted by rarity; whether it holds what the question asks for (a date for "when"...); whether it
+and hubness are computed at build time); the share of the question's content words it and its
+document's title hold, weighted by rarity; whether it holds what the question asks for (a date for "when"...); whether it
 is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
 passage's relevance; for when / how many questions, whether a dated / quantified sentence is near
 the top; and, for a question that names a year, whether a retrieved document names it too.
@@ -122,7 +122,9 @@ class Extractor:
             # a line naming a person (a byline, a caption) answers "who" as well as a sentence does
             partial = (not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start)
                        and fragment(text) and not (typed and qtype == "who"))
-            cov = self.coverage(query.terms, text)
+            # read with its document's title: an FAQ answer names its subject only there ("Le montant
+            # forfaitaire est de 646,52 €" on the RSA page, next to pages on other allowances)
+            cov = self.coverage(query.terms, f"{self.index.documents[sent.doc].title}\n{text}")
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial)
