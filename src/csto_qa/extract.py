@@ -90,13 +90,19 @@ class Extractor:
         self.settings = settings
         self._idf = _idf(index)
         self._idf_unknown = math.log(1 + len(index.chunks))
+        self._titles: dict[int, frozenset[str]] = {}  # stems of a document's title, read when first needed
 
-    def coverage(self, terms: list[str], text: str) -> float:
-        """Share of the question's terms present in the text, each weighted by its IDF."""
+    def coverage(self, terms: list[str], text: str, doc: int | None = None) -> float:
+        """Share of the question's terms present in the text, or in the title of its document
+        ``doc``, each weighted by its IDF."""
         wanted = set(terms)
         if not wanted:
             return 0.0
         present = set(analyze.stems(text, self.index.lang))
+        if doc is not None:
+            if doc not in self._titles:
+                self._titles[doc] = frozenset(analyze.stems(self.index.documents[doc].title, self.index.lang))
+            present |= self._titles[doc]
         total = sum(self._idf.get(t, self._idf_unknown) for t in wanted)
         return sum(self._idf.get(t, self._idf_unknown) for t in wanted & present) / total
 
@@ -124,7 +130,7 @@ class Extractor:
                        and fragment(text) and not (typed and qtype == "who"))
             # read with its document's title: an FAQ answer names its subject only there ("Le montant
             # forfaitaire est de 646,52 €" on the RSA page, next to pages on other allowances)
-            cov = self.coverage(query.terms, f"{self.index.documents[sent.doc].title}\n{text}")
+            cov = self.coverage(query.terms, text, sent.doc)
             rank = seen[sid]
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial)
