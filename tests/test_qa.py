@@ -254,6 +254,16 @@ def test_a_keyword_query_naming_a_unit_asks_for_an_amount(question, expected):
     assert answer_type(question) == expected
 
 
+@pytest.mark.parametrize("question, expected", [
+    ("délai pour payer l'amende", ["45 jours"]),  # the noun asks for a duration; "payer" names no unit
+    ("montant amende stationnement", ["135 €"]),
+    ("amende stationnement", []),  # no unit named: not an amount query, no span
+])
+def test_an_amount_query_is_answered_in_the_unit_its_noun_names(question, expected):
+    sentence = "Vous avez 45 jours pour payer l'amende de 135 €."
+    assert typed_spans(sentence, answer_type(question), question) == expected
+
+
 def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
     french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")

@@ -4,8 +4,8 @@ or an abstention when the evidence is not there.
 Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
 similarity to the question, alone and with the sentence before it, each less its hubness (vectors
 and hubness are computed at build time); the share of the question's content words it and its
-document's title hold, weighted by rarity; whether it holds what the question asks for (a date for "when"...); whether it
-is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
+document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
+"when"...); whether it is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
 passage's relevance; for when / how many questions, whether a dated / quantified sentence is near
 the top; and, for a question that names a year, whether a retrieved document names it too.
 """
@@ -124,7 +124,8 @@ class Extractor:
             sent = self.index.sentences[sid]
             doc_text = self.index.documents[sent.doc].text
             text = doc_text[sent.start : sent.end]
-            typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))  # the unit only orders the short answer
+            # (the unit asked for only orders the short answer)
+            typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))
             # a line naming a person (a byline, a caption) answers "who" as well as a sentence does
             partial = (not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start)
                        and fragment(text) and not (typed and qtype == "who"))
@@ -181,7 +182,8 @@ class Extractor:
             if nxt.end - sents[sentence].start > LIST_CHARS:
                 break
             # an item, or the rest of an item already taken (an item of two sentences)
-            if not (list_item(doc_text, nxt.start) or (last > sentence and "\n" not in doc_text[sents[last].end : nxt.start])):
+            same_item = last > sentence and "\n" not in doc_text[sents[last].end : nxt.start]
+            if not (list_item(doc_text, nxt.start) or same_item):
                 break
             last += 1
         return last
@@ -317,10 +319,15 @@ def answer_type(question: str) -> str:
     near the top, and only such a quantity is a short answer, but the question is not declined for
     want of one. A verb does not make one: "elle paie encore la taxe ?" asks whether, not how much."""
     qtype = question_type(question)
-    return "amount" if qtype == "other" and _asked_unit(_PAY.sub(" ", analyze.fold(question))) else qtype
+    return "amount" if qtype == "other" and _amount_unit(question) else qtype
 
 
 _PAY = re.compile(r"\b(?:payer|paie|paye|paient|pay|pays|paid|charged?)\b")
+
+
+def _amount_unit(question: str) -> re.Pattern | None:
+    """The unit a question names by a noun ("délai pour payer l'amende": a duration, not a price)."""
+    return _asked_unit(_PAY.sub(" ", analyze.fold(question)))
 
 
 # The unit a "how many" question asks for, read on the folded question, and how a quantity of that
@@ -404,7 +411,7 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
         if qtype == "who":
             found = [f for f in found if not any(f != g and f in g for g in found)]
         if qtype == "amount":
-            unit = _asked_unit(question)
+            unit = _amount_unit(question)
             found = [f for f in found if unit.search(analyze.fold(f))]
         if found:
             return found
