@@ -5,9 +5,10 @@ Each sentence of the top passages is scored without generating text (``Extractor
 similarity to the question, alone and with the sentence before it, each less its hubness (vectors
 and hubness are computed at build time); the share of the question's content words it and its
 document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
-"when"...); whether it is a fragment; and the rank of its passage. Abstention (``Extractor.extract``) reads the best
-passage's relevance; for when / how many questions, whether a dated / quantified sentence is near
-the top; and, for a question that names a year, whether a retrieved document names it too.
+"when"...); whether it is a fragment; and the rank of its passage. Abstention
+(``Extractor.extract``) reads the best passage's relevance; for when / how many questions, whether a
+dated / quantified sentence is near the top; and, for a question that names a year, whether a
+retrieved document names it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -78,6 +80,12 @@ def table_row(doc_text: str, start: int, end: int) -> bool:
 
 
 @dataclass(frozen=True)
+class _DocTerms:
+    title: frozenset[str]  # stems of the document's title
+    years: frozenset[str]  # the years its text names
+
+
+@dataclass(frozen=True)
 class Evidence:
     sentence: int
     score: float
@@ -90,7 +98,7 @@ class Extractor:
         self.settings = settings
         self._idf = _idf(index)
         self._idf_unknown = math.log(1 + len(index.chunks))
-        self._titles: dict[int, frozenset[str]] = {}  # stems of a document's title, read when first needed
+        self._docs: dict[int, _DocTerms] = {}  # read from a document when a question first needs it
 
     def coverage(self, terms: list[str], text: str, doc: int | None = None) -> float:
         """Share of the question's terms present in the text, or in the title of its document
@@ -100,9 +108,7 @@ class Extractor:
             return 0.0
         present = set(analyze.stems(text, self.index.lang))
         if doc is not None:
-            if doc not in self._titles:
-                self._titles[doc] = frozenset(analyze.stems(self.index.documents[doc].title, self.index.lang))
-            present |= self._titles[doc]
+            present |= self._doc(doc).title
         total = sum(self._idf.get(t, self._idf_unknown) for t in wanted)
         return sum(self._idf.get(t, self._idf_unknown) for t in wanted & present) / total
 
@@ -200,9 +206,14 @@ class Extractor:
         years = set(_YEAR.findall(question))
         if not years:
             return evidence
-        docs = {self.index.sentences[e.sentence].doc for e in evidence}
-        dated = {d for d in docs if years <= set(_YEAR.findall(self.index.documents[d].text))}
-        return [e for e in evidence if self.index.sentences[e.sentence].doc in dated]
+        return [e for e in evidence if years <= self._doc(self.index.sentences[e.sentence].doc).years]
+
+    def _doc(self, doc: int) -> _DocTerms:
+        if doc not in self._docs:
+            d = self.index.documents[doc]
+            self._docs[doc] = _DocTerms(frozenset(analyze.stems(d.title, self.index.lang)),
+                                        frozenset(_YEAR.findall(d.text)))
+        return self._docs[doc]
 
     def _same_paragraph(self, first: int, second: int) -> bool:
         a, b = self.index.sentences[first], self.index.sentences[second]
@@ -259,13 +270,14 @@ _CALENDAR_DATES = [
     rf"\b(?:{_MONTHS})\s+\d{{4}}\b",
     r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
 ]
-_YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b(?!\s*(?:[€$£%]|euros?\b|dollars?\b))")  # "1500 €" is no year
+_YEAR_DIGITS = r"\b(?:1[5-9]|20)\d{2}\b"
+_YEAR = re.compile(_YEAR_DIGITS + r"(?!\s*(?:[€$£%]|euros?\b|dollars?\b))")  # "1500 €" is no year
 _SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
 _PATTERNS = {
     "when": [
         *_CALENDAR_DATES,
         r"\b\d{4}\s*[-–]\s*\d{4}\b",
-        r"\b(?:1[5-9]|20)\d{2}\b",
+        _YEAR_DIGITS,
         # times given against the calendar or an event rather than as a date: "le 28 du mois", "à
         # partir d'avril", "le lendemain", "2 mois après la demande", "dans un délai de 3 mois" (a
         # month alone only after a preposition)
@@ -290,15 +302,17 @@ _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0
 # Dates in a sentence, whose numbers are no answer to "how many": calendar dates, and a bare year
 # after a preposition of time.
 _DATES = [re.compile(p, re.IGNORECASE) for p in (*_CALENDAR_DATES,
-                                                 r"\b(?:en|in|depuis|since)\s+(?:1[5-9]|20)\d{2}\b")]
+                                                 r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS)]
 _QUESTION_TYPES = [
     ("how_many", r"\b(combien|how\s+(many|much|large|big|old|long)|quel\s+[âa]ge|what\s+age"
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
                  r"(nombre|effectif|taille|montant|prix|coût|cout|tarif|part|population|budget)"
                  r"|what\s+(is\s+the\s+|was\s+the\s+)?(number|size|amount|price|cost|share|population))\b"),
-    ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|[àa]\s+quelles?\s+heures?|what\s+time|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
+    ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|[àa]\s+quelles?\s+heures?"
+             r"|what\s+time|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
-    ("who", r"\b((?<!ce\s)qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)|which\s+(country|president|leader|person))\b"),
+    ("who", r"\b((?<!ce\s)qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)"
+            r"|which\s+(country|president|leader|person))\b"),
 ]
 
 
@@ -322,9 +336,6 @@ def answer_type(question: str) -> str:
     return "amount" if qtype == "other" and _amount_unit(question) else qtype
 
 
-_PAY = re.compile(r"\b(?:payer|paie|paye|paient|pay|pays|paid|charged?)\b")
-
-
 def _amount_unit(question: str) -> re.Pattern | None:
     """The unit a question names by a noun ("délai pour payer l'amende": a duration, not a price)."""
     return _asked_unit(_PAY.sub(" ", analyze.fold(question)))
@@ -334,9 +345,10 @@ def _amount_unit(question: str) -> re.Pattern | None:
 # unit reads (on the folded span: "13,76 €", "2 mois", "12 ans", "75 %"): the short answer to "how
 # much does it cost" is the price, not the validity the same sentence gives. Only the short answer:
 # as an evidence bonus it moved one dev answer right and one test near-miss wrong (FAQ set).
+_PAY_VERBS = r"payer|paie|pay|charged?"  # they ask for a price, but "do I pay" asks whether
+_PAY = re.compile(rf"\b(?:{_PAY_VERBS})\b")
 _UNITS = [
-    (re.compile(r"\b(cout\w*|prix|tarifs?|payer|paie|frais|montant|combien\s+ca\s+coute|costs?|prices?|fees?"
-                r"|pay|charged?)\b"),
+    (re.compile(rf"\b(cout\w*|prix|tarifs?|frais|montant|combien\s+ca\s+coute|costs?|prices?|fees?|{_PAY_VERBS})\b"),
      re.compile(r"[€$£]|\b(euros?|dollars?|centimes?|cents?)\b")),
     (re.compile(r"\b(combien\s+de\s+temps|delais?|duree|how\s+long|valable|valid)\b"),
      re.compile(rf"\b(?:{_PERIODS}|an|heures?|minutes?|hours?)\b")),
@@ -360,6 +372,24 @@ def _trim_quantity(span: str) -> str:
     return " ".join(words)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the span patterns read in a question, worked out once per question rather than once per
+    candidate sentence."""
+    folded: str
+    tokens: frozenset[str]  # its folded words, as split on spaces
+    words: frozenset[str]  # its content words (analyze.words)
+    unit: re.Pattern | None  # the unit it asks for (_asked_unit)
+    amount_unit: re.Pattern | None  # the unit it names by a noun (_amount_unit)
+
+
+@lru_cache(maxsize=64)
+def _asked(question: str) -> _Asked:
+    folded = analyze.fold(question)
+    return _Asked(folded, frozenset(folded.split()), frozenset(analyze.words(question)),
+                  _asked_unit(question), _amount_unit(question))
+
+
 def typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
     """Spans of the type asked for (dates for "when", quantities for "how many", names for "who",
     places for "where") that the question does not already contain, most specific pattern first;
@@ -367,7 +397,7 @@ def typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] 
     unit when there are any. ``lowercase``: the words the corpus writes in lower case, which do not
     open a name ("la Défense Viktor Khrenin", "au Service central")."""
     spans = _typed_spans(text, qtype, question, lowercase)
-    unit = _asked_unit(question) if qtype == "how_many" else None
+    unit = _asked(question).unit if qtype == "how_many" else None
     if not unit:
         return spans
     return [span for span in spans if unit.search(analyze.fold(span))] or spans
@@ -387,8 +417,7 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
     patterns = _COMPILED.get("how_many" if quantity else qtype)
     if not patterns:
         return []
-    asked = analyze.fold(question)
-    asked_words = analyze.words(question)
+    asked = _asked(question)
     dates = [d for p in _DATES for d in p.finditer(text)] if quantity else []
     for pattern in patterns:
         found = []
@@ -398,21 +427,20 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
                 if any(d.start() <= m.start() < d.end() for d in dates):
                     continue  # "en 2015", "juin 2019": a date, not a quantity
                 span = _trim_quantity(span)
-                if not span or analyze.fold(span.split()[0]) in asked.split():
+                if not span or analyze.fold(span.split()[0]) in asked.tokens:
                     continue  # the number the question already gives ("in 2022") is no answer
             elif qtype in ("who", "where"):
                 span = _name(span, lowercase)
                 if qtype == "who" and len(span.split()) < 2:
                     continue  # a person is named by at least two words
-                if set(analyze.words(span)) & set(asked_words):
+                if asked.words.intersection(analyze.words(span)):
                     continue  # "Vladimir Poutine" to "qui a succédé à Poutine": the person asked about
-            if span and analyze.fold(span) not in asked and span not in found:
+            if span and analyze.fold(span) not in asked.folded and span not in found:
                 found.append(span)
         if qtype == "who":
             found = [f for f in found if not any(f != g and f in g for g in found)]
         if qtype == "amount":
-            unit = _amount_unit(question)
-            found = [f for f in found if unit.search(analyze.fold(f))]
+            found = [f for f in found if asked.amount_unit.search(analyze.fold(f))]
         if found:
             return found
     return []

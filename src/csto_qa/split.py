@@ -130,7 +130,7 @@ def list_lead(text: str, start: int) -> str:
     while pos > 0:
         prev = text.rfind("\n", 0, pos - 1) + 1
         line = text[prev : pos - 1]
-        if line.strip() and not list_item(text, prev + len(line) - len(line.lstrip())):
+        if line.strip() and not list_item(text, prev):
             return line.strip() if line.rstrip().endswith(":") else ""
         pos = prev
     return ""
