@@ -75,11 +75,11 @@ class QA:
         if mode not in MODES:
             raise QuestionError(f"unknown retrieval mode '{mode}' (expected one of {', '.join(MODES)})")
         k = max(1, min(int(k), MAX_PASSAGES))
-        qlang = lang.detect(text, default=self.index.lang)
         timings = {}
 
         t = time.perf_counter()
         query = self.retriever.query(text)
+        qlang = query.lang
         timings["embed"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import analyze
+from . import analyze, lang
 from .embed import Embedder
 from .index import Index
 
@@ -44,6 +44,7 @@ class Query:
     vector: np.ndarray
     terms: list[str]  # stems, after bridging to the corpus vocabulary
     known: float  # share of the question's words found in the corpus vocabulary
+    lang: str  # the question's language ("fr", "en")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class Retriever:
             bridged = translated.get(word, [])
             terms.extend(found or bridged)
             known += 1.0 if found else self.settings.w_translated * bool(bridged)
-        return Query(text, vectors[0], terms, known / len(words) if words else 0.0)
+        return Query(text, vectors[0], terms, known / len(words) if words else 0.0,
+                     lang.detect(text, default=self.index.lang))
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
