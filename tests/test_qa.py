@@ -152,6 +152,10 @@ def test_a_date_is_no_quantity(qa):
     deployed = next(t for t in texts if "2500 soldats" in t)
     line = next(l for l in deployed.splitlines() if "2500 soldats" in l)
     assert typed_spans(line, "how_many", "How many soldiers were sent?") == ["2500 soldats"]
+    # a year that counts nothing: the edition of a cited yearbook
+    cited = next(t for t in texts if "voir The Military Balance 2019." in t)
+    line = next(l for l in cited.splitlines() if "voir The Military Balance 2019." in l)
+    assert "2019" not in typed_spans(line, "how_many", "How many people live there?")
 
 
 def test_a_name_in_the_next_sentence_joins_the_quote(qa):

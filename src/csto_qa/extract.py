@@ -305,10 +305,12 @@ _PATTERNS = {
 }
 _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0) for p in ps]
              for t, ps in _PATTERNS.items()}
-# Dates in a sentence, whose numbers are no answer to "how many": calendar dates, and a bare year
-# after a preposition of time.
+# Dates in a sentence, whose numbers are no answer to "how many": calendar dates, a bare year after
+# a preposition of time, and a year-shaped number that counts nothing (no word or symbol after it:
+# "The Military Balance 2019.", "(SIPRI, 2019)").
 _DATES = [re.compile(p, re.IGNORECASE) for p in (*_CALENDAR_DATES,
-                                                 r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS)]
+                                                 r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS,
+                                                 _YEAR_DIGITS + rf"(?!\s*(?:[{''.join(_SYMBOLS)}]|[^\W\d_]))")]
 _QUESTION_TYPES = [
     ("how_many", r"\b(combien|how\s+(many|much|large|big|old|long)|quel\s+[âa]ge|what\s+age"
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
