@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from csto_qa import QuestionError
 from csto_qa.cite import verify
 from csto_qa.evaluate import Evaluator, contains_answer, summarize
-from csto_qa.extract import answer_type, question_type, typed_spans
+from csto_qa.extract import Extractor, answer_type, question_type, typed_spans
 from csto_qa.load import stored_text
 
 from conftest import CORPUS, ROOT, assert_levels
@@ -121,9 +123,9 @@ def test_gold_answers_are_in_their_sources(gold):
 
 
 # Regression guard at the level reached (the closing note of each change gives the figures).
-FLOORS = {"answer_accuracy": 0.78, "hit@5": 0.90, "citation_accuracy": 0.85, "abstention_recall": 0.45,
+FLOORS = {"answer_accuracy": 0.80, "hit@5": 0.90, "citation_accuracy": 0.85, "abstention_recall": 0.45,
           "abstention_off_topic": 0.75}
-CEILINGS = {"false_abstention": 0.075}  # 4 of 56 on test: 2 would be wrong answers without abstention
+CEILINGS = {"false_abstention": 0.06}  # 3 of 56 on test: 2 would be wrong answers without abstention
 
 
 @pytest.mark.parametrize("part", ["dev", "test"])
@@ -275,3 +277,18 @@ def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
     assert french.known == 1.0
     assert "troup" in english.terms and "kazakhstan" in english.terms
     assert 0.5 <= english.known < 1.0
+
+
+def test_a_question_in_another_language_than_the_corpus_has_a_lower_bar(qa):
+    """An English question is less similar to every French passage, answerable or not: judged against
+    the French bar, this one, whose answer is the first sentence found, would be declined."""
+    question = "What nickname is sometimes given to the CSTO?"
+    query = qa.retriever.query(question)
+    hits = qa.retriever.search(query)
+    settings = qa.extractor.settings
+    assert query.lang == "en" and qa.index.lang == "fr"
+    assert settings.min_relevance - settings.cross_lingual <= qa.extractor.relevance(hits, query) < settings.min_relevance
+    same_language_bar = Extractor(qa.index, dataclasses.replace(settings, cross_lingual=0.0))
+    assert same_language_bar.extract(hits, query) is None
+    result = qa.ask(question)
+    assert not result.abstained and "contre-Otan" in result.answer.quote
