@@ -160,6 +160,17 @@ def test_a_date_is_no_quantity(qa):
     assert "2019" not in typed_spans(line, "how_many", "How many people live there?")
 
 
+def test_a_note_call_or_an_issue_number_is_no_quantity(qa):
+    """The numbers of the study's footnotes ("11 Signé en 1990 ...") and of a journal issue ("n° 802")
+    count nothing: no short answer to "how many" comes from them."""
+    sentences = [qa.index.sentence_text(i) for i in range(len(qa.index.sentences))]
+    notes = [t for t in sentences if t.startswith(("10 Le Bélarus", "11 Signé en 1990"))]
+    issue = [t for t in sentences if "n° 802" in t]
+    assert len(notes) == 2 and issue
+    for text in notes + issue:
+        assert typed_spans(text, "how_many", "How many soldiers does Belarus have?") == [], text
+
+
 def test_a_name_in_the_next_sentence_joins_the_quote(qa):
     """The best sentence describes the person ("affirme le directeur général de ..."), the sentence
     before it names him: the quote holds both."""

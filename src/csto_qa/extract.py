@@ -305,12 +305,16 @@ _PATTERNS = {
 }
 _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0) for p in ps]
              for t, ps in _PATTERNS.items()}
-# Dates in a sentence, whose numbers are no answer to "how many": calendar dates, a bare year after
-# a preposition of time, and a year-shaped number that counts nothing (no word or symbol after it:
-# "The Military Balance 2019.", "(SIPRI, 2019)").
-_DATES = [re.compile(p, re.IGNORECASE) for p in (*_CALENDAR_DATES,
-                                                 r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS,
-                                                 _YEAR_DIGITS + rf"(?!\s*(?:[{''.join(_SYMBOLS)}]|[^\W\d_]))")]
+# Numbers in a sentence that count nothing, so no answer to "how many": calendar dates, a bare year
+# after a preposition of time, a year-shaped number with no word or symbol after it ("The Military
+# Balance 2019.", "(SIPRI, 2019)"), and the number of an issue, a page or an article ("n° 802", "p. 7").
+_NOT_COUNTS = [re.compile(p, re.IGNORECASE) for p in (
+    *_CALENDAR_DATES,
+    r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS,
+    _YEAR_DIGITS + rf"(?!\s*(?:[{''.join(_SYMBOLS)}]|[^\W\d_]))",
+    r"(?:\bn[°º]|\bno\.|\bnr\.|\bpp?\.|\bnuméro|\barticle|\bart\.)\s*\d+",
+)]
+_NOTE_CALL = re.compile(r"\d+(?:\s+[A-ZÀ-Ý]|\s*$)")  # a number opening a line, then a capital or nothing
 _QUESTION_TYPES = [
     ("how_many", r"\b(combien|how\s+(many|much|large|big|old|long)|quel\s+[âa]ge|what\s+age"
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
@@ -426,17 +430,19 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
     if not patterns:
         return []
     asked = _asked(question)
-    dates = [d for p in _DATES for d in p.finditer(text)] if quantity else []
+    not_counts = [d for p in _NOT_COUNTS for d in p.finditer(text)] if quantity else []
     for pattern in patterns:
         found = []
         for m in pattern.finditer(text):
             span = m.group("span" if "span" in pattern.groupindex else 0).strip(" ,.;:")
             if quantity:
-                if any(d.start() <= m.start() < d.end() for d in dates):
-                    continue  # "en 2015", "juin 2019": a date, not a quantity
+                if any(d.start() <= m.start() < d.end() for d in not_counts):
+                    continue  # "en 2015", "juin 2019", "n° 802": a date or a number, not a quantity
                 span = _trim_quantity(span)
                 if not span or analyze.fold(span.split()[0]) in asked.tokens:
                     continue  # the number the question already gives ("in 2022") is no answer
+                if (m.start() == 0 or text[m.start() - 1] == "\n") and _NOTE_CALL.match(text, m.start()):
+                    continue  # "10 Le Bélarus et ...", "11 Signé en 1990 ...": a footnote's number, no count
             elif qtype in ("who", "where"):
                 span = _name(span, lowercase)
                 if qtype == "who" and len(span.split()) < 2:
