@@ -189,6 +189,14 @@ def test_a_quantity_in_the_unit_asked_for_comes_first(question, expected):
     assert typed_spans(sentence, question_type(question), question) == expected
 
 
+def test_a_number_with_thousands_and_decimals_is_one_quantity():
+    """"1 084,43 €" is a price, not "1 084" and "43 €" (the page of a birth grant)."""
+    text = (ROOT / "tests" / "data" / "corpus_faq" / "0078_prime_naissance.txt").read_text(encoding="utf-8")
+    line = next(l for l in text.splitlines() if "1 084,43 €" in l)
+    assert typed_spans(line, "how_many", "Combien coûte la prime ?")[0] == "1 084,43 €"
+    assert typed_spans("It costs 1,084.43 $ a year.", "how_many", "How much does it cost?") == ["1,084.43 $"]
+
+
 @pytest.mark.parametrize("page, question, expected", [
     ("0092_actualisation_mensuelle.txt", "actualisation pole emploi c'est quand dans le mois", "le 28 du mois"),
     ("0082_creche_inscription.txt", "inscrire bebe a la creche des quand", "6e mois"),

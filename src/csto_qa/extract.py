@@ -295,8 +295,8 @@ _PATTERNS = {
         r"\b(?:lendemain|veille|the\s+day\s+(?:after|before))\b",
         r"\b\d{1,2}\s*h(?:\s*\d{2})?\b|\b\d{1,2}:\d{2}\b",  # a time of day, for "à quelle heure"
     ],
-    "how_many": [
-        rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+|\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
+    "how_many": [  # "1 084,43 €" and "1,084.43 $" are one number, not "1 084" and "43 €"
+        rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+(?:,\d+)?|\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
         rf"(?:\s+(?:{_NUMBER_WORDS}))?"
         rf"(?:\s*[{''.join(_SYMBOLS)}]|\s+(?:de\s+|d['’]|of\s+)?[A-Za-zÀ-ÿ][\w-]*)?",
     ],
