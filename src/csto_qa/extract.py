@@ -277,8 +277,9 @@ _CALENDAR_DATES = [
     r"\b\d{1,2}[./]\d{1,2}[./]\d{4}\b",
 ]
 _YEAR_DIGITS = r"\b(?:1[5-9]|20)\d{2}\b"
-_YEAR = re.compile(_YEAR_DIGITS + r"(?!\s*(?:[€$£%]|euros?\b|dollars?\b))")  # "1500 €" is no year
 _SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
+_SYMBOL = f"[{''.join(_SYMBOLS)}]"
+_YEAR = re.compile(_YEAR_DIGITS + rf"(?!\s*(?:{_SYMBOL}|euros?\b|dollars?\b))")  # "1500 €" is no year
 _PATTERNS = {
     "when": [
         *_CALENDAR_DATES,
@@ -296,9 +297,10 @@ _PATTERNS = {
         r"\b\d{1,2}\s*h(?:\s*\d{2})?\b|\b\d{1,2}:\d{2}\b",  # a time of day, for "à quelle heure"
     ],
     "how_many": [  # "1 084,43 €" and "1,084.43 $" are one number, not "1 084" and "43 €"
-        rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+(?:,\d+)?|\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
+        rf"\b(?:\d{{1,3}}(?:[  ]\d{{3}})+(?:,\d+)?|\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:[.,]\d+)?"
+        rf"|(?:{_NUMBER_WORDS})\b(?:-(?:{_NUMBER_WORDS})\b)*)"
         rf"(?:\s+(?:{_NUMBER_WORDS}))?"
-        rf"(?:\s*[{''.join(_SYMBOLS)}]|\s+(?:de\s+|d['’]|of\s+)?[A-Za-zÀ-ÿ][\w-]*)?",
+        rf"(?:\s*{_SYMBOL}|\s+(?:de\s+|d['’]|of\s+)?[A-Za-zÀ-ÿ][\w-]*)?",
     ],
     "who": [r"\b[A-ZÀ-Ý][\w'’-]+(?:\s+(?:de\s+|du\s+|von\s+|van\s+|al-)?[A-ZÀ-Ý][\w'’-]+){1,3}"],
     "where": [r"\b(?:à|au|aux|en|in|at)\s+(?P<span>[A-ZÀ-Ý][\w'’-]+(?:[\s-]+[A-ZÀ-Ý][\w'’-]+)*)"],
@@ -307,14 +309,15 @@ _COMPILED = {t: [re.compile(p, re.IGNORECASE if t in ("when", "how_many") else 0
              for t, ps in _PATTERNS.items()}
 # Numbers in a sentence that count nothing, so no answer to "how many": calendar dates, a bare year
 # after a preposition of time, a year-shaped number with no word or symbol after it ("The Military
-# Balance 2019.", "(SIPRI, 2019)"), and the number of an issue, a page or an article ("n° 802", "p. 7").
-_NOT_COUNTS = [re.compile(p, re.IGNORECASE) for p in (
+# Balance 2019.", "(SIPRI, 2019)"), the number of an issue, a page or an article ("n° 802", "p. 7"),
+# and a footnote's number: one opening a line, then a capital or nothing ("11 Signé en 1990 ...").
+_NOT_COUNTS = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
     *_CALENDAR_DATES,
     r"\b(?:en|in|depuis|since)\s+" + _YEAR_DIGITS,
-    _YEAR_DIGITS + rf"(?!\s*(?:[{''.join(_SYMBOLS)}]|[^\W\d_]))",
+    _YEAR_DIGITS + rf"(?!\s*(?:{_SYMBOL}|[^\W\d_]))",
     r"(?:\bn[°º]|\bno\.|\bnr\.|\bpp?\.|\bnuméro|\barticle|\bart\.)\s*\d+",
+    r"^\d+(?=\s+(?-i:[A-ZÀ-Ý])|\s*\Z)",
 )]
-_NOTE_CALL = re.compile(r"\d+(?:\s+[A-ZÀ-Ý]|\s*$)")  # a number opening a line, then a capital or nothing
 _QUESTION_TYPES = [
     ("how_many", r"\b(combien|how\s+(many|much|large|big|old|long)|quel\s+[âa]ge|what\s+age"
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
@@ -437,12 +440,10 @@ def _typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str]
             span = m.group("span" if "span" in pattern.groupindex else 0).strip(" ,.;:")
             if quantity:
                 if any(d.start() <= m.start() < d.end() for d in not_counts):
-                    continue  # "en 2015", "juin 2019", "n° 802": a date or a number, not a quantity
+                    continue  # "en 2015", "juin 2019", "n° 802", a footnote's number: no quantity
                 span = _trim_quantity(span)
                 if not span or analyze.fold(span.split()[0]) in asked.tokens:
                     continue  # the number the question already gives ("in 2022") is no answer
-                if (m.start() == 0 or text[m.start() - 1] == "\n") and _NOTE_CALL.match(text, m.start()):
-                    continue  # "10 Le Bélarus et ...", "11 Signé en 1990 ...": a footnote's number, no count
             elif qtype in ("who", "where"):
                 span = _name(span, lowercase)
                 if qtype == "who" and len(span.split()) < 2:
