@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -311,3 +312,22 @@ def test_a_question_in_another_language_than_the_corpus_has_a_lower_bar(qa):
     assert same_language_bar.extract(hits, query) is None
     result = qa.ask(question)
     assert not result.abstained and "contre-Otan" in result.answer.quote
+
+
+def _years(text: str) -> set[str]:
+    return set(re.findall(r"\b(?:19|20)\d\d\b", text))
+
+
+def test_a_sentence_naming_only_other_years_does_not_answer_a_dated_question(qa):
+    """Asked about the 2025 summit, the engine quotes a sentence that names 2025 or no year at all,
+    not one that names only the next summit's year; without the penalty it would."""
+    question = "Where was the 2025 CSTO summit held?"
+    query = qa.retriever.query(question)
+    hits = qa.retriever.search(query)
+    unpenalised = Extractor(qa.index, dataclasses.replace(qa.extractor.settings, w_other_year=0.0))
+    d, start, end = unpenalised.quote(unpenalised.evidence(hits, query))
+    unpenalised_years = _years(qa.index.documents[d].text[start:end])
+    assert unpenalised_years and "2025" not in unpenalised_years
+    result = qa.ask(question)
+    assert not result.abstained and _years(result.answer.quote) <= {"2025"}
+    _check_citation(qa, result)
