@@ -6,10 +6,9 @@ similarity to the question, alone and with the sentence before it, each less its
 and hubness are computed at build time); the share of the question's content words it and its
 document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
 "when"...); whether it is a fragment; whether it names years, none of them the question's; and the
-rank of its passage. Abstention
-(``Extractor.extract``) reads the best passage's relevance; for when / how many questions, whether a
-dated / quantified sentence is near the top; and, for a question that names a year, whether a
-retrieved document names it too.
+rank of its passage. Abstention (``Extractor.extract``) reads the best passage's relevance; for when
+/ how many questions, whether a dated / quantified sentence is near the top; and, for a question
+that names a year, whether a retrieved document names it too.
 """
 
 from __future__ import annotations
