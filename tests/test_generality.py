@@ -5,6 +5,7 @@ guard at the level reached, and the invariants that hold on any corpus."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from csto_qa import QA
 from csto_qa.analyze import fold
-from csto_qa.extract import answer_type
+from csto_qa.extract import Extractor, answer_type
 from csto_qa.evaluate import Evaluator, load_gold
 
 from conftest import assert_levels
@@ -45,6 +46,19 @@ def test_second_corpus_quality_does_not_regress(run):
     _, out = run
     assert_levels(out["summary"], {"faithfulness": 1.0, "hit@5": 0.80, "answer_accuracy": 0.50,
                                    "abstention_off_topic": 0.75}, {"false_abstention": 0.10})
+
+
+def test_a_sentence_naming_only_other_weekdays_does_not_answer(run):
+    """Asked about Thursdays (in English), the engine quotes the sentence that gives Thursday's hours
+    ("le jeudi"), not one about Saturdays; without the penalty for other dates it would."""
+    qa, _ = run
+    question = "Until what time is the town hall open on Thursdays?"
+    query = qa.retriever.query(question)
+    hits = qa.retriever.search(query)
+    unpenalised = Extractor(qa.index, dataclasses.replace(qa.extractor.settings, w_other_date=0.0)).extract(hits, query)
+    assert "jeudi" not in qa.index.documents[unpenalised.doc].text[unpenalised.start : unpenalised.end]
+    result = qa.ask(question)
+    assert not result.abstained and "jeudi" in result.answer.quote and "19 h 00" in result.answer.quote
 
 
 @pytest.fixture(scope="module")

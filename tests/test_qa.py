@@ -324,7 +324,7 @@ def test_a_sentence_naming_only_other_years_does_not_answer_a_dated_question(qa)
     question = "Where was the 2025 CSTO summit held?"
     query = qa.retriever.query(question)
     hits = qa.retriever.search(query)
-    unpenalised = Extractor(qa.index, dataclasses.replace(qa.extractor.settings, w_other_year=0.0))
+    unpenalised = Extractor(qa.index, dataclasses.replace(qa.extractor.settings, w_other_date=0.0))
     d, start, end = unpenalised.quote(unpenalised.evidence(hits, query))
     unpenalised_years = _years(qa.index.documents[d].text[start:end])
     assert unpenalised_years and "2025" not in unpenalised_years

@@ -5,10 +5,10 @@ Each sentence of the top passages is scored without generating text (``Extractor
 similarity to the question, alone and with the sentence before it, each less its hubness (vectors
 and hubness are computed at build time); the share of the question's content words it and its
 document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
-"when"...); whether it is a fragment; whether it names years, none of them the question's; and the
-rank of its passage. Abstention (``Extractor.extract``) reads the best passage's relevance; for when
-/ how many questions, whether a dated / quantified sentence is near the top; and, for a question
-that names a year, whether a retrieved document names it too.
+"when"...); whether it is a fragment; whether it names years, months or weekdays, none of them the
+question's; and the rank of its passage. Abstention (``Extractor.extract``) reads the best passage's
+relevance; for when / how many questions, whether a dated / quantified sentence is near the top;
+and, for a question that names a year, whether a retrieved document names it too.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ class ExtractSettings:
     w_rank: float = 0.01  # per rank of the passage the sentence sits in
     w_typed: float = 0.05  # holds a span of the type asked for (a date for "when"...)
     w_fragment: float = 0.3  # penalty for fragments: captions, headings (see fragment())
-    # penalty for a sentence that names years, none of them one the question names: "un sommet à
-    # Moscou le 11 novembre 2026" does not tell where the 2025 summit was. 0.1 to 0.4 did the same on
+    # penalty for a sentence that names years (months, weekdays), none of them one the question
+    # names: "un sommet à Moscou le 11 novembre 2026" does not tell where the 2025 summit was, nor
+    # "le samedi, de 9 h à 12 h" when the town hall closes on Thursdays. 0.1 to 0.4 did the same on
     # the dev parts (one more right answer, nothing lost)
-    w_other_year: float = 0.2
+    w_other_date: float = 0.2
     join_margin: float = 0.12  # a neighbouring sentence this close to the best joins the quote
     typed_margin: float = 0.1  # for when / how many: the best dated / quantified sentence this close
     # abstention (see extract()): how much closer the best passage is to the question than the
@@ -124,7 +125,7 @@ class Extractor:
     def evidence(self, hits: list[Hit], query: Query, qtype: str | None = None) -> list[Evidence]:
         s = self.settings
         qtype = answer_type(query.text) if qtype is None else qtype
-        years = set(_YEAR.findall(query.text))
+        asked_dates = _calendar(query.text)
         seen: dict[int, int] = {}
         for rank, hit in enumerate(hits[: s.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
@@ -149,9 +150,9 @@ class Extractor:
             # forfaitaire est de 646,52 €" on the RSA page, next to pages on other allowances)
             cov = self.coverage(query.terms, text, sent.doc)
             rank = seen[sid]
-            other_year = bool(years) and not years & set(_YEAR.findall(text)) and bool(_YEAR.search(text))
+            other_date = _other_date(asked_dates, _calendar(text))
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
-                     + s.w_typed * typed - s.w_fragment * partial - s.w_other_year * other_year)
+                     + s.w_typed * typed - s.w_fragment * partial - s.w_other_date * other_date)
             out.append(Evidence(sid, score, typed))
         out.sort(key=lambda e: -e.score)
         return out
@@ -262,6 +263,28 @@ def _idf(index: Index) -> dict[str, float]:
     df = np.diff(np.asarray(indptr))
     n = max(len(index.chunks), 1)
     return {term: math.log(1 + n / max(int(df[i]), 1)) for term, i in vocab.items() if i < len(df)}
+
+
+# Weekdays and months in French and English, by number: "Tuesdays" and "le mardi" name the same day.
+# The English "may" is left out: "you may apply" names no month.
+_WEEKDAYS = {d: i % 7 for i, d in enumerate("lundi mardi mercredi jeudi vendredi samedi dimanche monday tuesday "
+                                                "wednesday thursday friday saturday sunday".split())}
+_MONTH_NUMBERS = {m: i % 12 for i, m in enumerate("janvier fevrier mars avril mai juin juillet aout septembre octobre "
+                                                  "novembre decembre january february march april - june july august "
+                                                  "september october november december".split())}
+
+
+def _calendar(text: str) -> tuple[frozenset, ...]:
+    """The years, months and weekdays a text names."""
+    words = re.findall(r"[a-z]+", analyze.fold(text))
+    days = (_WEEKDAYS.get(w, _WEEKDAYS.get(w[:-1])) for w in words)  # "Tuesdays", "les mardis"
+    return (frozenset(_YEAR.findall(text)), frozenset(_MONTH_NUMBERS[w] for w in words if w in _MONTH_NUMBERS),
+            frozenset(d for d in days if d is not None))
+
+
+def _other_date(asked: tuple[frozenset, ...], named: tuple[frozenset, ...]) -> bool:
+    """The text names years (or months, or weekdays), none of them one the question names."""
+    return any(a and n and not a & n for a, n in zip(asked, named))
 
 
 # --- short answers --------------------------------------------------------------------------
