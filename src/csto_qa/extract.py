@@ -150,7 +150,7 @@ class Extractor:
             # forfaitaire est de 646,52 €" on the RSA page, next to pages on other allowances)
             cov = self.coverage(query.terms, text, sent.doc)
             rank = seen[sid]
-            other_date = _other_date(asked_dates, _calendar(text))
+            other_date = any(asked_dates) and _other_date(asked_dates, _calendar(text))  # most questions name none
             score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
                      + s.w_typed * typed - s.w_fragment * partial - s.w_other_date * other_date)
             out.append(Evidence(sid, score, typed))
