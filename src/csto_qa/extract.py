@@ -265,28 +265,6 @@ def _idf(index: Index) -> dict[str, float]:
     return {term: math.log(1 + n / max(int(df[i]), 1)) for term, i in vocab.items() if i < len(df)}
 
 
-# Weekdays and months in French and English, by number: "Tuesdays" and "le mardi" name the same day.
-# The English "may" is left out: "you may apply" names no month.
-_WEEKDAYS = {d: i % 7 for i, d in enumerate("lundi mardi mercredi jeudi vendredi samedi dimanche monday tuesday "
-                                                "wednesday thursday friday saturday sunday".split())}
-_MONTH_NUMBERS = {m: i % 12 for i, m in enumerate("janvier fevrier mars avril mai juin juillet aout septembre octobre "
-                                                  "novembre decembre january february march april - june july august "
-                                                  "september october november december".split())}
-
-
-def _calendar(text: str) -> tuple[frozenset, ...]:
-    """The years, months and weekdays a text names."""
-    words = re.findall(r"[a-z]+", analyze.fold(text))
-    days = (_WEEKDAYS.get(w, _WEEKDAYS.get(w[:-1])) for w in words)  # "Tuesdays", "les mardis"
-    return (frozenset(_YEAR.findall(text)), frozenset(_MONTH_NUMBERS[w] for w in words if w in _MONTH_NUMBERS),
-            frozenset(d for d in days if d is not None))
-
-
-def _other_date(asked: tuple[frozenset, ...], named: tuple[frozenset, ...]) -> bool:
-    """The text names years (or months, or weekdays), none of them one the question names."""
-    return any(a and n and not a & n for a, n in zip(asked, named))
-
-
 # --- short answers --------------------------------------------------------------------------
 
 _MONTHS = ("janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre"
@@ -309,6 +287,27 @@ _YEAR_DIGITS = r"\b(?:1[5-9]|20)\d{2}\b"
 _SYMBOLS = ("%", "€", "$", "£")  # units written as a symbol after the number ("75 %", "17 €")
 _SYMBOL = f"[{''.join(_SYMBOLS)}]"
 _YEAR = re.compile(_YEAR_DIGITS + rf"(?!\s*(?:{_SYMBOL}|euros?\b|dollars?\b))")  # "1500 €" is no year
+# Weekdays and months in French and English, by number: "Tuesdays" and "le mardi" name the same day.
+# The English "may" is left out: "you may apply" names no month.
+_WEEKDAYS = {d: i % 7 for i, d in enumerate("lundi mardi mercredi jeudi vendredi samedi dimanche monday tuesday "
+                                            "wednesday thursday friday saturday sunday".split())}
+_MONTH_NUMBERS = {m: i % 12 for i, m in enumerate(dict.fromkeys(analyze.fold(m) for m in _MONTHS.split("|")))
+                  if m != "may"}
+
+
+def _calendar(text: str) -> tuple[frozenset, ...]:
+    """The years, months and weekdays a text names."""
+    words = re.findall(r"[a-z]+", analyze.fold(text))
+    days = (_WEEKDAYS.get(w, _WEEKDAYS.get(w[:-1])) for w in words)  # "Tuesdays", "les mardis"
+    return (frozenset(_YEAR.findall(text)), frozenset(_MONTH_NUMBERS[w] for w in words if w in _MONTH_NUMBERS),
+            frozenset(d for d in days if d is not None))
+
+
+def _other_date(asked: tuple[frozenset, ...], named: tuple[frozenset, ...]) -> bool:
+    """The text names years (or months, or weekdays), none of them one the question names."""
+    return any(a and n and not a & n for a, n in zip(asked, named))
+
+
 _PATTERNS = {
     "when": [
         *_CALENDAR_DATES,
