@@ -125,7 +125,7 @@ class Extractor:
     def evidence(self, hits: list[Hit], query: Query, qtype: str | None = None) -> list[Evidence]:
         s = self.settings
         qtype = answer_type(query.text) if qtype is None else qtype
-        asked_dates = _calendar(query.text)
+        asked_dates = _asked(query.text).dates
         seen: dict[int, int] = {}
         for rank, hit in enumerate(hits[: s.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
@@ -215,7 +215,7 @@ class Extractor:
     def _dated(self, evidence: list[Evidence], question: str) -> list[Evidence]:
         """The evidence from documents that name every year the question names: a question about the
         2024 summit is not answered by a document that only tells of the 2025 one."""
-        years = set(_YEAR.findall(question))
+        years = _asked(question).dates[0]
         if not years:
             return evidence
         return [e for e in evidence if years <= self._doc(self.index.sentences[e.sentence].doc).years]
@@ -417,20 +417,21 @@ def _trim_quantity(span: str) -> str:
 
 @dataclass(frozen=True)
 class _Asked:
-    """What the span patterns read in a question, worked out once per question rather than once per
-    candidate sentence."""
+    """What evidence scoring and the span patterns read in a question, worked out once per question
+    rather than once per candidate sentence."""
     folded: str
     tokens: frozenset[str]  # its folded words, as split on spaces
     words: frozenset[str]  # its content words (analyze.words)
     unit: re.Pattern | None  # the unit it asks for (_asked_unit)
     amount_unit: re.Pattern | None  # the unit it names by a noun (_amount_unit)
+    dates: tuple[frozenset, ...]  # the years, months and weekdays it names (_calendar)
 
 
 @lru_cache(maxsize=64)
 def _asked(question: str) -> _Asked:
     folded = analyze.fold(question)
     return _Asked(folded, frozenset(folded.split()), frozenset(analyze.words(question)),
-                  _asked_unit(question), _amount_unit(question))
+                  _asked_unit(question), _amount_unit(question), _calendar(question))
 
 
 def typed_spans(text: str, qtype: str, question: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
