@@ -1,0 +1,138 @@
+"""Answer quality on every gold set of the repository, dev and test parts side by side: the table an
+engine change is judged on (the dev parts decide, the test parts report).
+
+Sets: the CSTO corpus with gold_v2, split into the questions of gold_v1 and the ones v2 added; the
+second corpus (tests/data/corpus_fr2); the FAQ portal (tests/data/corpus_faq). A set's row per part:
+answer accuracy over its answerable questions, by language, hit@1 / hit@5, the first citation from a
+gold source, false abstention, unanswerable questions declined, short answers (rate, precision).
+
+An ablation needs no edit of the engine: --set overrides a field of ExtractSettings or RetrieveSettings
+for the run, e.g.
+
+    python bench/quality.py --set extract.w_coverage=0.5 --set retrieve.rrf_k=20 --json /tmp/b.json
+    python bench/quality.py --json /tmp/a.json --compare /tmp/b.json
+
+--json writes every question's record; --compare lists the questions whose outcome differs from an
+earlier --json run (right / declined / rank of the first passage holding the answer). Indexes are
+kept in $CSTO_QA_BENCH_DIR, built there on first use (their vector cache makes a rebuild cheap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from benchlib import ROOT, WORK, header, quiet, slug, table
+from csto_qa import QA
+from csto_qa.embed import create
+from csto_qa.evaluate import Evaluator, load_gold, summarize
+from csto_qa.extract import ExtractSettings
+from csto_qa.index import build
+from csto_qa.retrieve import RetrieveSettings
+
+# (name, corpus, gold, gold whose questions form a set of their own): gold_v2 extends gold_v1
+SETS = [
+    ("csto", ROOT / "corpus", ROOT / "gold" / "gold_v2.jsonl", ROOT / "gold" / "gold_v1.jsonl"),
+    ("fr2", ROOT / "tests" / "data" / "corpus_fr2", ROOT / "tests" / "data" / "gold_fr2.jsonl", None),
+    ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl", None),
+]
+COLUMNS = ["set / part", "answerable", "accuracy", "en", "fr", "hit@1", "hit@5", "cited right",
+           "false abst.", "declined", "short rate", "short prec."]
+
+
+def changes(settings, assignments: list[str]) -> dict:
+    """The fields of ``settings`` that the "field=value" assignments set (values read as Python literals)."""
+    out = {}
+    for a in assignments:
+        name, _, value = a.partition("=")
+        if name not in {f.name for f in dataclasses.fields(settings)}:
+            sys.exit(f"--set: {type(settings).__name__} has no field '{name}'")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            sys.exit(f"--set: '{value}' is not a number or a Python literal")
+    return out
+
+
+def share(rows: list[dict], key: str) -> str:
+    return f"{sum(bool(r[key]) for r in rows) / len(rows):.3f}" if rows else "-"
+
+
+def row(label: str, records: list[dict]) -> list:
+    s = summarize(records)
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    by_lang = {lang: [r for r in answerable if r["lang"] == lang] for lang in ("en", "fr")}
+    return [label, len(answerable), f"{s['answer_accuracy']:.3f}", share(by_lang["en"], "correct"),
+            share(by_lang["fr"], "correct"), f"{s['hit@1']:.3f}", f"{s['hit@5']:.3f}",
+            f"{s['citation_accuracy']:.3f}", f"{s['false_abstention']:.3f}",
+            f"{sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)}",
+            f"{s['short_answer_rate']:.2f}", f"{s['short_answer_precision']:.2f}"]
+
+
+def compare(old: dict, new: dict) -> list[str]:
+    lines = []
+    for group, records in new.items():
+        before = {r["id"]: r for r in old.get(group, [])}
+        for r in records:
+            b = before.get(r["id"])
+            if b and (b["correct"], b["abstained"], b["hit_rank"]) != (r["correct"], r["abstained"], r["hit_rank"]):
+                lines.append(f"{group} {r['split']} {r['id']} {r['lang']}: right {b['correct']} -> {r['correct']}, "
+                             f"declined {b['abstained']} -> {r['abstained']}, hit {b['hit_rank']} -> {r['hit_rank']}")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--embedder", default=None, help="embedding model (default: the engine's)")
+    ap.add_argument("--set", action="append", default=[], metavar="STEP.FIELD=VALUE",
+                    help="override a setting for this run: extract.<field> or retrieve.<field>")
+    ap.add_argument("--json", type=Path, help="write every question's record here")
+    ap.add_argument("--compare", type=Path, help="list the questions whose outcome differs from this --json file")
+    args = ap.parse_args()
+    steps = {"extract": [], "retrieve": []}
+    for a in args.set:
+        step, _, assignment = a.partition(".")
+        if step not in steps or "=" not in assignment:
+            sys.exit(f"--set {a}: expected extract.<field>=<value> or retrieve.<field>=<value>")
+        steps[step].append(assignment)
+    extract = changes(ExtractSettings(), steps["extract"])  # checked before any index is built
+    retrieve = changes(RetrieveSettings(), steps["retrieve"])
+
+    embedder = create(args.embedder)
+    print(header(f"Answer quality per gold set, embedder {embedder.identity}"))
+    if args.set:
+        print("overrides: " + ", ".join(args.set))
+    groups, rows = {}, []
+    for name, corpus, gold, subset in SETS:
+        index = WORK / f"quality-{name}-{slug(embedder.identity)}"
+        build(corpus, index, embedder, progress=False, log=quiet)
+        qa = QA.open(corpus, index, embedder, progress=False, log=quiet)
+        qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **extract)
+        qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **retrieve)
+        records = Evaluator(qa, corpus).run(load_gold(gold))["questions"]
+        for r in records:
+            r.pop("passages")  # the table and --compare need the outcome, not the passages' text
+        if subset:
+            first = {item.id for item in load_gold(subset)}
+            parts = {f"{name}/{subset.stem}": [r for r in records if r["id"] in first],
+                     f"{name}/{gold.stem} added": [r for r in records if r["id"] not in first]}
+        else:
+            parts = {name: records}
+        for label, recs in parts.items():
+            groups[label] = recs
+            rows += [row(f"{label} {split}", [r for r in recs if r["split"] == split]) for split in ("dev", "test")]
+    print(table(COLUMNS, rows))
+    if args.json:
+        args.json.write_text(json.dumps(groups, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.compare:
+        changed = compare(json.loads(args.compare.read_text(encoding="utf-8")), groups)
+        print(f"\n{len(changed)} questions changed against {args.compare}" + "".join(f"\n  {c}" for c in changed))
+
+
+if __name__ == "__main__":
+    main()
