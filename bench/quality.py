@@ -14,7 +14,7 @@ for the run, e.g.
 
 --json writes every question's record; --compare lists the questions whose outcome differs from an
 earlier --json run (right / declined / rank of the first passage holding the answer). Indexes are
-kept in $CSTO_QA_BENCH_DIR, built there on first use (their vector cache makes a rebuild cheap).
+kept in $CSTO_QA_BENCH_DIR, built there on first use and rebuilt when a corpus changes (QA.open).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from csto_qa import QA
 from csto_qa.embed import create
 from csto_qa.evaluate import Evaluator, load_gold, summarize
 from csto_qa.extract import ExtractSettings
-from csto_qa.index import build
 from csto_qa.retrieve import RetrieveSettings
 
 # (name, corpus, gold, gold whose questions form a set of their own): gold_v2 extends gold_v1
@@ -58,18 +57,14 @@ def changes(settings, assignments: list[str]) -> dict:
     return out
 
 
-def share(rows: list[dict], key: str) -> str:
-    return f"{sum(bool(r[key]) for r in rows) / len(rows):.3f}" if rows else "-"
-
-
 def row(label: str, records: list[dict]) -> list:
     s = summarize(records)
     answerable = [r for r in records if r["answerable"]]
     unanswerable = [r for r in records if not r["answerable"]]
     by_lang = {lang: [r for r in answerable if r["lang"] == lang] for lang in ("en", "fr")}
-    return [label, len(answerable), f"{s['answer_accuracy']:.3f}", share(by_lang["en"], "correct"),
-            share(by_lang["fr"], "correct"), f"{s['hit@1']:.3f}", f"{s['hit@5']:.3f}",
-            f"{s['citation_accuracy']:.3f}", f"{s['false_abstention']:.3f}",
+    accuracy = {lang: f"{summarize(rows)['answer_accuracy']:.3f}" if rows else "-" for lang, rows in by_lang.items()}
+    return [label, len(answerable), f"{s['answer_accuracy']:.3f}", accuracy["en"], accuracy["fr"],
+            f"{s['hit@1']:.3f}", f"{s['hit@5']:.3f}", f"{s['citation_accuracy']:.3f}", f"{s['false_abstention']:.3f}",
             f"{sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)}",
             f"{s['short_answer_rate']:.2f}", f"{s['short_answer_precision']:.2f}"]
 
@@ -110,7 +105,6 @@ def main() -> None:
     groups, rows = {}, []
     for name, corpus, gold, subset in SETS:
         index = WORK / f"quality-{name}-{slug(embedder.identity)}"
-        build(corpus, index, embedder, progress=False, log=quiet)
         qa = QA.open(corpus, index, embedder, progress=False, log=quiet)
         qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **extract)
         qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **retrieve)

@@ -17,6 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -215,7 +216,7 @@ class Extractor:
     def _dated(self, evidence: list[Evidence], question: str) -> list[Evidence]:
         """The evidence from documents that name every year the question names: a question about the
         2024 summit is not answered by a document that only tells of the 2025 one."""
-        years = _asked(question).dates[0]
+        years = _asked(question).dates.years
         if not years:
             return evidence
         return [e for e in evidence if years <= self._doc(self.index.sentences[e.sentence].doc).years]
@@ -295,15 +296,21 @@ _MONTH_NUMBERS = {m: i % 12 for i, m in enumerate(dict.fromkeys(analyze.fold(m) 
                   if m != "may"}
 
 
-def _calendar(text: str) -> tuple[frozenset, ...]:
-    """The years, months and weekdays a text names."""
+class _Calendar(NamedTuple):
+    """The years, months and weekdays a text names (months and weekdays by number)."""
+    years: frozenset[str]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+
+
+def _calendar(text: str) -> _Calendar:
     words = re.findall(r"[a-z]+", analyze.fold(text))
     days = (_WEEKDAYS.get(w, _WEEKDAYS.get(w[:-1])) for w in words)  # "Tuesdays", "les mardis"
-    return (frozenset(_YEAR.findall(text)), frozenset(_MONTH_NUMBERS[w] for w in words if w in _MONTH_NUMBERS),
-            frozenset(d for d in days if d is not None))
+    return _Calendar(frozenset(_YEAR.findall(text)), frozenset(_MONTH_NUMBERS[w] for w in words if w in _MONTH_NUMBERS),
+                     frozenset(d for d in days if d is not None))
 
 
-def _other_date(asked: tuple[frozenset, ...], named: tuple[frozenset, ...]) -> bool:
+def _other_date(asked: _Calendar, named: _Calendar) -> bool:
     """The text names years (or months, or weekdays), none of them one the question names."""
     return any(a and n and not a & n for a, n in zip(asked, named))
 
@@ -424,7 +431,7 @@ class _Asked:
     words: frozenset[str]  # its content words (analyze.words)
     unit: re.Pattern | None  # the unit it asks for (_asked_unit)
     amount_unit: re.Pattern | None  # the unit it names by a noun (_amount_unit)
-    dates: tuple[frozenset, ...]  # the years, months and weekdays it names (_calendar)
+    dates: _Calendar  # the years, months and weekdays it names
 
 
 @lru_cache(maxsize=64)
