@@ -5,9 +5,14 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup run test eval clean
+.PHONY: setup translation run test eval clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed translation
+
+# Apertium (Debian packages) for English <-> French questions; where it cannot be installed, one line
+# says translation is off and everything else works.
+translation:
+	@scripts/install-translation.sh
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)

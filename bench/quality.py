@@ -38,6 +38,7 @@ SETS = [
     ("csto", ROOT / "corpus", ROOT / "gold" / "gold_v2.jsonl", ROOT / "gold" / "gold_v1.jsonl"),
     ("fr2", ROOT / "tests" / "data" / "corpus_fr2", ROOT / "tests" / "data" / "gold_fr2.jsonl", None),
     ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl", None),
+    ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl", None),
 ]
 COLUMNS = ["set / part", "answerable", "accuracy", "en", "fr", "hit@1", "hit@5", "cited right",
            "false abst.", "declined", "short rate", "short prec."]
@@ -81,6 +82,27 @@ def compare(old: dict, new: dict) -> list[str]:
     return lines
 
 
+def outcomes(embedder, extract: dict | None = None, retrieve: dict | None = None) -> dict[str, list[dict]]:
+    """Every question's record, per set (CSTO split into gold_v1 and what gold_v2 added), with these
+    settings overridden."""
+    groups = {}
+    for name, corpus, gold, subset in SETS:
+        index = WORK / f"quality-{name}-{slug(embedder.identity)}"
+        qa = QA.open(corpus, index, embedder, progress=False, log=quiet)
+        qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **(extract or {}))
+        qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **(retrieve or {}))
+        records = Evaluator(qa, corpus).run(load_gold(gold))["questions"]
+        for r in records:
+            r.pop("passages")  # the table and --compare need the outcome, not the passages' text
+        if subset:
+            first = {item.id for item in load_gold(subset)}
+            groups[f"{name}/{subset.stem}"] = [r for r in records if r["id"] in first]
+            groups[f"{name}/{gold.stem} added"] = [r for r in records if r["id"] not in first]
+        else:
+            groups[name] = records
+    return groups
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder", default=None, help="embedding model (default: the engine's)")
@@ -102,24 +124,9 @@ def main() -> None:
     print(header(f"Answer quality per gold set, embedder {embedder.identity}"))
     if args.set:
         print("overrides: " + ", ".join(args.set))
-    groups, rows = {}, []
-    for name, corpus, gold, subset in SETS:
-        index = WORK / f"quality-{name}-{slug(embedder.identity)}"
-        qa = QA.open(corpus, index, embedder, progress=False, log=quiet)
-        qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **extract)
-        qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **retrieve)
-        records = Evaluator(qa, corpus).run(load_gold(gold))["questions"]
-        for r in records:
-            r.pop("passages")  # the table and --compare need the outcome, not the passages' text
-        if subset:
-            first = {item.id for item in load_gold(subset)}
-            parts = {f"{name}/{subset.stem}": [r for r in records if r["id"] in first],
-                     f"{name}/{gold.stem} added": [r for r in records if r["id"] not in first]}
-        else:
-            parts = {name: records}
-        for label, recs in parts.items():
-            groups[label] = recs
-            rows += [row(f"{label} {split}", [r for r in recs if r["split"] == split]) for split in ("dev", "test")]
+    groups = outcomes(embedder, extract, retrieve)
+    rows = [row(f"{label} {split}", [r for r in recs if r["split"] == split])
+            for label, recs in groups.items() for split in ("dev", "test")]
     print(table(COLUMNS, rows))
     if args.json:
         args.json.write_text(json.dumps(groups, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -10,7 +10,7 @@ from csto_qa import QA
 from csto_qa.embed import EmbedderError, create
 from csto_qa.index import read_manifest
 
-from conftest import CORPUS
+from conftest import CORPUS, assert_cited
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,7 @@ def test_a_local_model_folder_builds_and_answers_offline(tiny_model, tmp_path, m
     result = qa.ask("Où se tiendra le prochain sommet de l'OTSC ?")
     assert result.passages
     for p in result.passages:
-        doc = next(d for d in qa.index.documents if d.source == p.source)
-        assert doc.text[p.start : p.end] == p.text
+        assert_cited(CORPUS, p)
 
 
 def test_the_environment_variable_picks_the_model(tiny_model, monkeypatch):

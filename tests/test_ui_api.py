@@ -8,11 +8,12 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from csto_qa import ui
+from csto_qa.load import text_layer
 from csto_qa.types import Document, OffsetMap
 
+from conftest import CORPUS, assert_cited
+
 MARKUP = "<script>alert(1)</script><b>x</b>"
-
-
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,7 @@ def test_french_answer_with_citation(client, qa):
     assert a["quote"].strip()
     assert a["source"] in _docs(qa)
     assert 1 <= a["line_start"] <= a["line_end"]
-    assert _docs(qa)[a["source"]].text[a["start"]:a["end"]] == a["quote"]
+    assert_cited(CORPUS, a)
     assert r["passages"] and all(p["source"] in _docs(qa) for p in r["passages"])
     # exactly the object of `ask --json`, apart from the timings
     expected = qa.ask(question).to_dict()
@@ -44,10 +45,11 @@ def test_french_answer_with_citation(client, qa):
     assert {k: v for k, v in r.items() if k != "timings_ms"} == {k: v for k, v in expected.items() if k != "timings_ms"}
 
 
-def test_english_question(client):
-    r = client.predict("Who is the CSTO secretary general?", api_name="/ask")
-    assert r["lang"] == "en"
-    assert r["passages"]
+def test_english_question_gets_its_french_quote(client):
+    r = client.predict("Who replaced Imangali Tasmagambetov as CSTO secretary general?", api_name="/ask")
+    assert r["lang"] == "en" and not r["abstained"]
+    assert "Masadykov" in r["answer"]["quote"]
+    assert_cited(CORPUS, r["answer"])
 
 
 def test_abstention(client):
@@ -64,11 +66,19 @@ def test_empty_question_is_an_error(client):
     assert "empty question" in message and "\n" not in message and "Traceback" not in message
 
 
-def test_concurrent_questions_are_all_answered(app_url):
-    questions = ["When was the CSTO founded?", "Combien de soldats ont été déployés au Kazakhstan en 2022 ?"] * 4
+def test_concurrent_questions_each_get_their_own_answer(app_url, qa):
+    """Eight questions at once (two engine slots): each gets the answer it gets alone, quote and
+    passages included, or the same abstention."""
+    questions = ["Combien de soldats ont été déployés au Kazakhstan en 2022 ?",
+                 "Où se tiendra le prochain sommet de l'OTSC ?", "What is the boiling point of water?"] * 3
+    alone = {q: qa.ask(q).to_dict() for q in set(questions)}
+    assert not alone[questions[0]]["abstained"] and "2500" in alone[questions[0]]["answer"]["quote"]
+    assert alone[questions[2]]["abstained"]
     with ThreadPoolExecutor(len(questions)) as pool:
         results = list(pool.map(lambda q: Client(app_url, verbose=False).predict(q, api_name="/ask"), questions))
-    assert [r["question"] for r in results] == questions
+    for q, r in zip(questions, results):
+        assert {k: v for k, v in r.items() if k != "timings_ms"} == {k: v for k, v in alone[q].items()
+                                                                   if k != "timings_ms"}
 
 
 def _result_with_markup() -> tuple[dict, Document]:
@@ -77,7 +87,7 @@ def _result_with_markup() -> tuple[dict, Document]:
     end = text.index(" Tail")
     quote = text[start:end]
     doc = Document(source=f"{MARKUP}.txt", title=f"Title {MARKUP}", text=text, lang="en", sha256="0",
-                   offsets=OffsetMap((0,), (0,)), line_starts=(0,))
+                   starts=OffsetMap((0,), (0,)), ends=OffsetMap((0,), (1,)), line_starts=(0,), stored=text)
     answer = {"quote": quote, "short_answer": "<b>x</b>", "source": doc.source, "title": doc.title,
               "start": start, "end": end, "line_start": 1, "line_end": 1, "score": 1.0}
     passage = {"rank": 1, "source": doc.source, "title": doc.title, "text": text, "start": 0, "end": len(text),
@@ -86,6 +96,10 @@ def _result_with_markup() -> tuple[dict, Document]:
               "passages": [passage], "message": "According to the sources:", "notice": MARKUP,
               "timings_ms": {"total": 1.0}}
     return result, doc
+
+
+def _view(doc):
+    return text_layer(doc.stored, doc.format)[0]
 
 
 def _assert_inert(page: str) -> None:
@@ -104,8 +118,8 @@ def test_rendering_escapes_markup():
         ui.render_chat([{"question": MARKUP, "status": "error", "result": None, "error": MARKUP}], "en"),
         ui.render_sources(0, result),
         ui.render_sources(0, abstained),
-        ui.render_document(doc, result, 0),
-        ui.render_document(doc, result, 1),
+        ui.render_document(doc, _view(doc), result, 0),
+        ui.render_document(doc, _view(doc), result, 1),
     ]
     for page in pages:
         _assert_inert(page)
@@ -120,12 +134,12 @@ def test_rendering_marks_quote_short_answer_and_citation():
     sources = ui.render_sources(0, result)
     quoted = "".join(re.findall(r'<mark class="quote">(.*?)</mark>', sources))
     assert quoted.startswith("the quoted ")
-    viewer = ui.render_document(doc, result, 0)
+    viewer = ui.render_document(doc, _view(doc), result, 0)
     assert viewer.index("data-focus") < viewer.index('<mark class="quote">the quoted')
 
 
 def test_highlight_overlapping_spans_and_focus():
-    out = ui.highlight("abcdef<g", 10, [(11, 15, "psg"), (13, 20, "quote")], focus=13)
+    out = ui.highlight("abcdef<g", [(1, 5, "psg"), (3, 10, "quote")], focus=3)
     assert out == ('a<mark class="psg">bc</mark><span data-focus=""></span><mark class="psg quote">de</mark>'
                    '<mark class="quote">f&lt;g</mark>')
 

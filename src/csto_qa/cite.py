@@ -1,53 +1,55 @@
-"""Step 7, cite: spans of loaded text -> passages and answers that name file, lines and offsets,
-and the check that a quote really is in the file it cites."""
+"""Step 7, cite: spans of loaded text -> passages and answers that name file, lines and offsets, and
+the one check that a quote is its file's own words.
+
+The contract (docs/contracts.md): a quote, like a passage's text, is the stored file's text for the
+cited span ``stored[start:end]``, read as a reader reads it (``reading``): HTML entities decoded,
+runs of whitespace (line wraps included) folded to one space, a word hyphenated across a line end
+joined, and for an HTML page its text without the markup. Nothing else is added, dropped or
+replaced: a footnote call glued to a word stays, and so does any boilerplate inside the span.
+"""
 
 from __future__ import annotations
 
-import html
 import re
 
-from .analyze import fold
+from .load import HYPHENATED, text_layer
 from .types import Answer, Document, Passage
 
-
-_WORD = re.compile(r"[^\W_]+")
+_SPACES = re.compile(r"\s+")
 
 
 class CitationError(AssertionError):
     """A quote that is not exactly its cited span: a bug, never shown to a user as an answer."""
 
 
+def reading(stored: str, start: int, end: int, fmt: str) -> str:
+    """The words a reader finds at ``stored[start:end]``: the quote the span gives."""
+    text, _ = text_layer(stored[start:end], fmt)
+    return _SPACES.sub(" ", HYPHENATED.sub("", text.text)).strip()
+
+
 def passage(doc: Document, start: int, end: int, rank: int, score: float, chunk: int = -1) -> Passage:
-    line_start, line_end = doc.lines(start, end)
-    return Passage(rank=rank, source=doc.source, title=doc.title, text=doc.text[start:end], start=start,
-                   end=end, line_start=line_start, line_end=line_end, score=round(score, 4), chunk=chunk)
+    raw_start, raw_end = doc.raw_span(start, end)
+    line_start, line_end = doc.lines(raw_start, raw_end)
+    return Passage(rank=rank, source=doc.source, title=doc.title, text=reading(doc.stored, raw_start, raw_end, doc.format),
+                   start=raw_start, end=raw_end, line_start=line_start, line_end=line_end, score=round(score, 4),
+                   chunk=chunk)
 
 
 def answer(doc: Document, start: int, end: int, score: float, short: str | None) -> Answer:
-    quote = doc.text[start:end]
-    if not quote.strip() or (short is not None and short not in quote):
-        raise CitationError(f"quote {start}:{end} of {doc.source} does not hold")
-    line_start, line_end = doc.lines(start, end)
-    return Answer(quote=quote, short_answer=short, source=doc.source, title=doc.title, start=start, end=end,
-                  line_start=line_start, line_end=line_end, score=round(score, 4))
-
-
-def verify(quote: str, stored_text: str, doc: Document, start: int, end: int) -> bool:
-    """Faithfulness: the quote is the loaded span, and the stored file's cited span says the same
-    words (loading only decodes entities, folds spaces and drops boilerplate or glued footnote calls)."""
-    if doc.text[start:end] != quote:
-        return False
+    """The answer quoting ``doc.text[start:end]`` (loaded offsets) from the stored file. A short
+    answer found in the loaded text is kept only if the quote holds it as it stands."""
     raw_start, raw_end = doc.raw_span(start, end)
-    stored = fold(html.unescape(stored_text[raw_start:raw_end]))
-    wanted = fold(quote)
-    if stored == wanted:
-        return True
-    # Loading dropped footnote calls glued to words or joined a hyphenated wrap: then every word of
-    # the quote must still stand in the stored span, in order, and nothing else of substance.
-    pos = 0
-    for word in _WORD.findall(wanted):
-        pos = stored.find(word, pos)
-        if pos < 0:
-            return False
-        pos += len(word)
-    return len(_WORD.findall(stored)) <= len(_WORD.findall(wanted)) + 2
+    quote = reading(doc.stored, raw_start, raw_end, doc.format)
+    if not quote:
+        raise CitationError(f"quote {start}:{end} of {doc.source} is empty")
+    line_start, line_end = doc.lines(raw_start, raw_end)
+    return Answer(quote=quote, short_answer=short if short and short in quote else None, source=doc.source,
+                  title=doc.title, start=raw_start, end=raw_end, line_start=line_start, line_end=line_end,
+                  score=round(score, 4))
+
+
+def verify(quote: str, stored: str, start: int, end: int, fmt: str) -> bool:
+    """Faithfulness, strictly: the quote is exactly what ``stored[start:end]`` reads as (``stored``:
+    the file's text as read from disk)."""
+    return 0 <= start < end <= len(stored) and bool(quote) and quote == reading(stored, start, end, fmt)

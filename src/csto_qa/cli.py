@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_GOLD = "gold/gold_v1.jsonl"
+BUILD_NICENESS = 10
 
 
 class UsageError(Exception):
@@ -75,8 +76,12 @@ def cmd_build(args) -> int:
     from .embed import create
     from .index import build
 
-    report = build(Path(args.corpus), Path(args.index), create(args.embedder), progress=not args.quiet, log=_log,
-                   force=args.force)
+    # A build is batch work: at a lower priority, it leaves the CPU to a server answering questions on
+    # the same machine and runs at full speed when nothing else does. Set before the embedder starts
+    # its threads, which inherit it.
+    os.nice(BUILD_NICENESS)
+    report = build(Path(args.corpus), Path(args.index), create(args.embedder, log=_log), progress=not args.quiet,
+                   log=_log, force=args.force)
     for name, reason in report.problems.items():
         _log(f"  not indexed: {name}: {reason}")
     _log(f"index ready: {report.files} files ({len(report.embedded_files)} embedded, {report.reused_files} unchanged), "

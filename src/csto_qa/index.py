@@ -58,9 +58,8 @@ from .load import LoadError, check_entry, corpus_files, file_digest, load_file, 
 from .split import SplitSettings, chunk_spans, heading_spans, list_item, list_lead, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 8  # of the index folder; a change forces a rebuild (8: lowercase.json)
+FORMAT_VERSION = 9  # of the index folder; a change forces a rebuild (9: documents keep their stored text)
 VECTORS_VERSION = 4  # of what is embedded for a file; a change forces re-embedding (4: list items in context)
-EMBED_BATCH = 32
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
 ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py")
@@ -219,29 +218,61 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _embed(embed, dim: int, texts: list[str], bar: tqdm) -> np.ndarray:
-    """``embed`` (an embedder's embed_passages or embed_queries) over texts, in batches, with progress."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i in range(0, len(texts), EMBED_BATCH):
-        batch = texts[i : i + EMBED_BATCH]
-        out[i : i + len(batch)] = embed(batch)
-        bar.update(len(batch))
-    return out
+GROUP_TEXTS = 4000  # texts embedded in one call (several files): sorted by length, they batch well
+
+
+def _groups(todo: list[int], plans: dict) -> list[list[int]]:
+    """The files to embed, in groups of about GROUP_TEXTS texts (a file is never split)."""
+    groups, size = [], GROUP_TEXTS
+    for i in todo:
+        n = len(plans[i][0]) + 2 * len(plans[i][1])
+        if size + n > GROUP_TEXTS:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += n
+    return groups
+
+
+def _texts(doc: Document, cspans: np.ndarray, sspans: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+    """What is embedded for a file: its chunks (as _native reads them), its sentences, and each
+    sentence in its context (_contexts)."""
+    return [_native(doc, s, e) for s, e in cspans], [doc.text[s:e] for s, e in sspans], _contexts(doc, sspans)
+
+
+class _Progress:
+    """The build's progress bar: texts, and tokens per second beside them."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = tqdm(total=total, unit="text", desc="embedding", disable=not enabled or not total)
+        self.tokens = 0
+
+    def update(self, texts: int, tokens: int) -> None:
+        self.tokens += tokens
+        elapsed = self.bar.format_dict["elapsed"]
+        self.bar.set_postfix_str(f"{self.tokens / elapsed:,.0f} tokens/s" if elapsed else "", refresh=False)
+        self.bar.update(texts)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def _document_record(doc: Document) -> dict:
     return {
         "source": doc.source, "title": doc.title, "text": doc.text, "lang": doc.lang, "sha256": doc.sha256,
-        "offsets_at": list(doc.offsets.at), "offsets_delta": list(doc.offsets.delta),
-        "line_starts": list(doc.line_starts),
+        "starts": [doc.starts.at, doc.starts.delta], "ends": [doc.ends.at, doc.ends.delta],
+        "line_starts": list(doc.line_starts), "stored": doc.stored, "format": doc.format,
     }
 
 
 def _document(rec: dict) -> Document:
     return Document(
         source=rec["source"], title=rec["title"], text=rec["text"], lang=rec["lang"], sha256=rec["sha256"],
-        offsets=OffsetMap(tuple(rec["offsets_at"]), tuple(rec["offsets_delta"])),
-        line_starts=tuple(rec["line_starts"]),
+        starts=OffsetMap(*map(tuple, rec["starts"])), ends=OffsetMap(*map(tuple, rec["ends"])),
+        line_starts=tuple(rec["line_starts"]), stored=rec["stored"], format=rec["format"],
     )
 
 
@@ -382,23 +413,23 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         n_texts += len(new_words)
         if todo:
             log(f"embedding {len(todo)} file(s) with {embedder.identity}")
-        with tqdm(total=n_texts, unit="text", desc="embedding", disable=not progress or not n_texts) as bar:
-            for i in todo:
-                doc = docs[i]
-                cspans, sspans = plans[i]
-                passages = embedder.embed_passages
-                entry = {
-                    "chunk_spans": cspans,
-                    "chunk_vectors": _embed(passages, embedder.dim, [_native(doc, s, e) for s, e in cspans], bar),
-                    "sentence_spans": sspans,
-                    "sentence_vectors": _embed(passages, embedder.dim, [doc.text[s:e] for s, e in sspans], bar),
-                    "context_vectors": _embed(passages, embedder.dim, _contexts(doc, sspans), bar),
-                }
-                buf = _npz_bytes(entry)
-                _write_atomic(cache / f"{_text_key(doc)}.npz", buf)  # kept at once: an interrupted build loses no work
-                per_file[i] = entry
+        with _Progress(n_texts, enabled=progress) as bar:
+            for group in _groups(todo, plans):
+                texts = {i: _texts(docs[i], *plans[i]) for i in group}
+                # one call per group of files: the embedder sorts all their texts by length into batches
+                vectors = embedder.embed_passages([t for i in group for kind in texts[i] for t in kind], bar.update)
+                at = 0
+                for i in group:
+                    entry = {"chunk_spans": plans[i][0], "sentence_spans": plans[i][1]}
+                    for field_name, kind in zip(("chunk_vectors", "sentence_vectors", "context_vectors"), texts[i]):
+                        entry[field_name] = vectors[at : at + len(kind)]
+                        at += len(kind)
+                    # kept at once: an interrupted build loses no more than the group being embedded
+                    _write_atomic(cache / f"{_text_key(docs[i])}.npz", _npz_bytes(entry))
+                    per_file[i] = entry
             # words are embedded as queries: the bridge compares them with a question's words
-            known_words.update(zip(new_words, _embed(embedder.embed_queries, embedder.dim, new_words, bar)))
+            if new_words:
+                known_words.update(zip(new_words, embedder.embed_queries(new_words, bar.update)))
         lexicon = {w: known_words[w] for w in words}
         _write_atomic(cache / "lexicon.npz", _npz_bytes({"words": np.array(words, dtype=str),
                                                           "vectors": _stack(list(lexicon.values()), embedder.dim)}))

@@ -44,42 +44,56 @@ class LoadError(Exception):
 
 @dataclass
 class MappedText:
-    """Text plus, for each character and the end position, its offset in the raw text."""
+    """Text plus, for each character, where it begins and ends in the stored text (``pos`` has one
+    more entry: the end of the text)."""
 
     text: str
     pos: np.ndarray  # int64, len(text) + 1
+    end: np.ndarray  # int64, len(text)
 
     @classmethod
     def verbatim(cls, text: str) -> "MappedText":
-        return cls(text, np.arange(len(text) + 1, dtype=np.int64))
+        return cls(text, np.arange(len(text) + 1, dtype=np.int64), np.arange(1, len(text) + 1, dtype=np.int64))
 
     def sub(self, pattern: re.Pattern, repl: Callable[[re.Match], str]) -> "MappedText":
+        """Every match replaced by ``repl(match)``; a replacement of another length spans, as a whole,
+        what its match spanned."""
         parts: list[str] = []
-        maps: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
         last = 0
         for m in pattern.finditer(self.text):
             new = repl(m)
             if new == m.group(0):
                 continue
-            parts.append(self.text[last : m.start()])
-            maps.append(self.pos[last : m.start()])
-            parts.append(new)
-            if len(new) == m.end() - m.start():
-                maps.append(self.pos[m.start() : m.end()])
+            a, b = m.start(), m.end()
+            parts += [self.text[last:a], new]
+            starts.append(self.pos[last:a])
+            ends.append(self.end[last:a])
+            if len(new) == b - a:
+                starts.append(self.pos[a:b])
+                ends.append(self.end[a:b])
             else:
-                maps.append(np.full(len(new), self.pos[m.start()], dtype=np.int64))
-            last = m.end()
+                starts.append(np.full(len(new), self.pos[a], dtype=np.int64))
+                ends.append(np.full(len(new), self.end[b - 1] if b > a else self.pos[a], dtype=np.int64))
+            last = b
         if not parts:
             return self
         parts.append(self.text[last:])
-        maps.append(self.pos[last:])
-        return MappedText("".join(parts), np.concatenate(maps))
+        starts.append(self.pos[last:])
+        ends.append(self.end[last:])
+        return MappedText("".join(parts), np.concatenate(starts), np.concatenate(ends))
 
-    def offset_map(self) -> OffsetMap:
-        delta = self.pos - np.arange(len(self.pos), dtype=np.int64)
-        change = np.flatnonzero(np.diff(delta)) + 1
-        at = np.concatenate([[0], change])
-        return OffsetMap(tuple(int(a) for a in at), tuple(int(d) for d in delta[at]))
+    def offset_maps(self) -> tuple[OffsetMap, OffsetMap]:
+        """Where each character begins, and ends, in the stored text, as breakpoint maps."""
+        return _breakpoints(self.pos), _breakpoints(self.end)
+
+
+def _breakpoints(raw: np.ndarray) -> OffsetMap:
+    delta = raw - np.arange(len(raw), dtype=np.int64)
+    change = np.flatnonzero(np.diff(delta)) + 1
+    at = np.concatenate([[0], change]).astype(np.int64)
+    return OffsetMap(tuple(int(a) for a in at), tuple(int(d) for d in delta[at]) if len(raw) else (0,))
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -246,29 +260,41 @@ class _HTMLText(HTMLParser):
         if not self.skip and self._in != "title":
             self.parts.append((data, self._offset(), True))
 
-    def _ref(self, text):
+    def _ref(self, name: str):
+        # the reference as the file writes it ("&amp;", "&#39;", or "&copy" without its semicolon):
+        # the text layer keeps the file's characters; entities are decoded later, with all the others
+        start = self._offset()
+        stop = start + 1 + len(name)
+        text = self.raw[start : stop + (self.raw[stop : stop + 1] == ";")]
         if self._in and not self.skip:
             self.title += text  # the title is unescaped as a whole, with its entities
         if not self.skip and self._in != "title":
-            self.parts.append((text, self._offset(), True))  # decoded later with all entities
+            self.parts.append((text, start, True))
 
     def handle_entityref(self, name):
-        self._ref(f"&{name};")
+        self._ref(name)
 
     def handle_charref(self, name):
-        self._ref(f"&#{name};")
+        self._ref("#" + name)
 
 
 def _html_text(raw: str) -> tuple[MappedText, str]:
     parser = _HTMLText(raw)
     parser.feed(raw)
     parser.close()
-    texts, maps = [], []
+    texts, starts, ends = [], [], []
     for text, offset, verbatim in parser.parts:
         texts.append(text)
-        maps.append(np.arange(offset, offset + len(text)) if verbatim else np.full(len(text), offset))
-    maps.append(np.array([len(raw)]))
-    return MappedText("".join(texts), np.concatenate(maps).astype(np.int64)), html.unescape(parser.title).strip()
+        if verbatim:  # the file's own characters, one for one
+            starts.append(np.arange(offset, offset + len(text)))
+            ends.append(np.arange(offset + 1, offset + len(text) + 1))
+        else:  # a line break standing for a tag: it spans nothing of the file
+            starts.append(np.full(len(text), offset))
+            ends.append(np.full(len(text), offset))
+    starts.append(np.array([len(raw)]))
+    return (MappedText("".join(texts), np.concatenate(starts).astype(np.int64),
+                       np.concatenate(ends or [np.zeros(0)]).astype(np.int64)),
+            html.unescape(parser.title).strip())
 
 
 def _pdf_text(path: Path, limit: int | None = None) -> tuple[str, str]:
@@ -306,7 +332,9 @@ def _pdf_text(path: Path, limit: int | None = None) -> tuple[str, str]:
 
 # --- cleaning -------------------------------------------------------------------------------
 
-_ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# Character references as html.unescape reads them (its own pattern: HTML5 also decodes some without
+# a semicolon, "&copy 2025"), so that decoding them one by one is html.unescape of the whole.
+_ENTITY = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _CRLF = re.compile(r"\r\n?")
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t\f\v]")
 _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
@@ -327,6 +355,9 @@ _MD_MARKUP = re.compile(r"^#{1,6}[ \t]+|\*\*|__|(?<!!)\[(?=[^\]\n]*\]\()|\]\([^)
 # PDF extraction: footnote calls glued to a word ("militaire1.", "Crimée10 et").
 _FOOTNOTE = re.compile(r"(?<=[a-zà-öø-ÿ\)»”])\d{1,2}(?=[\s.,;:)–—]|$)")
 _LINE_BREAK = re.compile(r"[ \t]*\n[ \t]*(?=[^\n])")
+# A word hyphenated across a line end ("rappro-\nchement"), the next line going on in lower case: in
+# hard-wrapped text it is joined, and quotes join it too (cite.reading).
+HYPHENATED = re.compile(r"(?<=\w)-[ \t]*\n[ \t]*(?=[a-zà-öø-ÿ])")
 _TERMINAL = set(".!?…:;»\"”)")
 _NUMBERED = re.compile(r"\d{1,3}\s+[A-ZÀ-Ý]")
 
@@ -352,8 +383,6 @@ def _join_wrap(m: re.Match) -> str:
     prev, nxt = text[m.start() - 1], text[m.end()] if m.end() < len(text) else ""
     if prev == "\n":
         return m.group(0)
-    if prev == "-" and nxt.islower():
-        return ""
     if _NUMBERED.match(text, m.end()):  # a footnote or numbered line starts here
         return "\n"
     if prev not in _TERMINAL or nxt.islower():
@@ -361,10 +390,20 @@ def _join_wrap(m: re.Match) -> str:
     return "\n"
 
 
-def clean(mt: MappedText, kind: str) -> MappedText:
-    mt = mt.sub(_SURROGATES, lambda m: "\ufffd")
+def text_layer(stored: str, kind: str) -> tuple[MappedText, str]:
+    """The file's text as a reader sees it, mapped to the stored text, and the title its markup
+    gives: an HTML page's text nodes (block elements as line breaks, scripts and styles left
+    out), line ends as "\n", HTML entities decoded (in any format: the corpus has "&#039;" in
+    plain text files). Quotes (cite.reading) and the document view are cut from this."""
+    mt, title = _html_text(stored) if kind == "html" else (MappedText.verbatim(stored), "")
     mt = mt.sub(_CRLF, lambda m: "\n")
-    mt = mt.sub(_ENTITY, lambda m: html.unescape(m.group(0)))
+    return mt.sub(_ENTITY, lambda m: html.unescape(m.group(0))), title
+
+
+def clean(mt: MappedText, kind: str) -> MappedText:
+    """The text layer cleaned for search: what is embedded, keyword-indexed and split into passages
+    and sentences; never what is shown."""
+    mt = mt.sub(_SURROGATES, lambda m: "\ufffd")
     mt = mt.sub(_SPACES, lambda m: " ")
     mt = mt.sub(_INVISIBLE, lambda m: "")
     if kind == "markdown":
@@ -373,6 +412,7 @@ def clean(mt: MappedText, kind: str) -> MappedText:
     mt = mt.sub(_CREDIT, lambda m: "")
     if kind == "pdf" or _hard_wrapped(mt.text):
         mt = mt.sub(_FOOTNOTE, lambda m: "")
+        mt = mt.sub(HYPHENATED, lambda m: "")
         mt = mt.sub(_LINE_BREAK, _join_wrap)
     mt = mt.sub(_EDGE_SPACES, lambda m: "")
     mt = mt.sub(_BLANK_RUNS, lambda m: "\n\n")
@@ -438,39 +478,35 @@ def load_file(path: Path, root: Path) -> Document:
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(f"unreadable ({exc.strerror or type(exc).__name__})") from None
-    given = ""
     if kind == "pdf":
         if not data.startswith(b"%PDF"):
             raise LoadError("not a PDF file")
         raw, given = _pdf_text(path, limit)
-        mt = MappedText.verbatim(raw)
     else:
-        raw = _decode(data)
-        if kind == "html":
-            if len(raw) > 20 * limit:  # markup and scripts do not count, but the parser must get through them
-                raise _too_long(len(raw), limit)
-            mt, given = _html_text(raw)
-        else:
-            mt = MappedText.verbatim(raw)
-            if kind == "markdown":
-                heading = re.search(r"^#[ \t]+(.+)$", raw, re.MULTILINE)
-                given = heading.group(1) if heading else ""
-        if len(mt.text) > limit:  # checked before cleaning, which would take long on a huge text
-            raise _too_long(len(mt.text), limit)
+        raw, given = _decode(data), ""
+        if kind == "html" and len(raw) > 20 * limit:  # markup does not count, but the parser must get through it
+            raise _too_long(len(raw), limit)
+        if kind == "markdown":
+            heading = re.search(r"^#[ \t]+(.+)$", raw, re.MULTILINE)
+            given = html.unescape(heading.group(1)) if heading else ""
+    mt, title = text_layer(raw, kind)
+    if len(mt.text) > limit:  # checked before cleaning, which would take long on a huge text
+        raise _too_long(len(mt.text), limit)
     mt = clean(mt, kind)
     if not any(ch.isalnum() for ch in mt.text):
         raise LoadError("no text" + (" (scanned PDF?)" if kind == "pdf" else " (no letter or digit)"))
-    if len(mt.text) > limit:
-        raise _too_long(len(mt.text), limit)
-    line_starts = (0,) + tuple(m.end() for m in re.finditer("\n", raw))
+    starts, ends = mt.offset_maps()
     return Document(
         source=path.relative_to(root).as_posix(),
-        title=_title(mt.text, given),
+        title=_title(mt.text, given or title),
         text=mt.text,
         lang=lang.detect(mt.text),
         sha256=hashlib.sha256(data).hexdigest(),
-        offsets=mt.offset_map(),
-        line_starts=line_starts,
+        starts=starts,
+        ends=ends,
+        line_starts=(0,) + tuple(m.end() for m in re.finditer("\n", raw)),
+        stored=raw,
+        format=kind,
     )
 
 

@@ -58,7 +58,7 @@ class QA:
              split: SplitSettings = SplitSettings(), extract: ExtractSettings = ExtractSettings(),
              progress: bool = True, log=print) -> "QA":
         """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged."""
-        emb = embedder if isinstance(embedder, Embedder) else create(embedder)
+        emb = embedder if isinstance(embedder, Embedder) else create(embedder, log=log)
         try:
             idx = open_index(Path(index), Path(corpus), emb.identity, split)
         except IndexProblem as problem:

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class OffsetMap:
-    """Maps a position in the loaded text to a character position in the file as stored.
+    """Maps a position in the loaded text to a character position in the stored text.
 
-    Stored as breakpoints: from loaded position ``at[i]`` on, ``raw = loaded + delta[i]``.
+    Stored as breakpoints: from loaded position ``at[i]`` on, ``stored = loaded + delta[i]``.
     Loading changes little (entities, spaces, joined wraps), so a few breakpoints cover a file.
     """
 
@@ -24,25 +24,37 @@ class OffsetMap:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded source file: cleaned text, its title, and the way back to the stored file."""
+    """A loaded source file: the text it is searched by, its title, and its stored text.
+
+    Two texts, two coordinate systems:
+    - ``stored``: the file's text as stored (decoded characters; for a PDF, the text extracted
+      from it). Citations index it: ``start``/``end`` of an answer or passage, its lines.
+    - ``text``: the loaded text, cleaned for search (entities decoded, hard wraps joined, footnote
+      calls, boilerplate and markup dropped). Chunks and sentences are spans of it; it is what is
+      embedded and keyword-indexed, never what is quoted.
+    ``starts`` / ``ends`` map each loaded character to where it begins / ends in ``stored`` (an
+    entity decoded to one character spans its whole entity).
+    """
 
     source: str  # path relative to the corpus folder, with forward slashes
     title: str
-    text: str  # the loaded text: every offset in this project indexes it
+    text: str
     lang: str
     sha256: str
-    offsets: OffsetMap
-    line_starts: tuple[int, ...]  # raw character offset at which each stored line begins
+    starts: OffsetMap
+    ends: OffsetMap
+    line_starts: tuple[int, ...]  # offset in ``stored`` at which each stored line begins
+    stored: str = ""
+    format: str = "text"  # text, markdown, html, pdf: how ``stored`` reads (cite.reading)
 
     def raw_span(self, start: int, end: int) -> tuple[int, int]:
-        """The span of the stored file's text that ``text[start:end]`` was loaded from."""
+        """The span of ``stored`` that ``text[start:end]`` was loaded from."""
         if end <= start:
-            return self.offsets.raw(start), self.offsets.raw(start)
-        return self.offsets.raw(start), self.offsets.raw(end - 1) + 1
+            return self.starts.raw(start), self.starts.raw(start)
+        return self.starts.raw(start), self.ends.raw(end - 1)
 
-    def lines(self, start: int, end: int) -> tuple[int, int]:
-        """1-based first and last line, in the stored file, of ``text[start:end]``."""
-        raw_start, raw_end = self.raw_span(start, end)
+    def lines(self, raw_start: int, raw_end: int) -> tuple[int, int]:
+        """1-based first and last line of ``stored[raw_start:raw_end]``."""
         first = bisect.bisect_right(self.line_starts, raw_start)
         last = bisect.bisect_right(self.line_starts, max(raw_start, raw_end - 1))
         return first, last

@@ -6,12 +6,15 @@ piece of text in it (question, quote, passage, title, file name) goes through ``
 HTML component sets ``innerHTML`` without sanitizing, so escaping here is the only protection.
 """
 
+import functools
 import html
+import re
 from pathlib import Path
 
 import gradio as gr
 
 from .evaluate import GoldError, load_gold
+from .load import text_layer
 from .qa import MAX_QUESTION_CHARS, QA, QuestionError, clean_question
 from .retrieve import MODES
 
@@ -240,17 +243,15 @@ def _button(css: str, act: str, turn: int, rank: int, label: str, title: str = "
             f"{label}</button>")
 
 
-def highlight(text: str, base: int, spans: list[tuple[int, int, str]], focus: int | None = None) -> str:
-    """``text`` (= document text from offset ``base``) escaped, with ``<mark class=...>`` over the parts of
-    ``spans`` (document offsets, clipped to the text; overlaps get both classes) and an anchor
-    ``data-focus`` at document offset ``focus``."""
+def highlight(text: str, spans: list[tuple[int, int, str]], focus: int | None = None) -> str:
+    """``text`` escaped, with ``<mark class=...>`` over ``spans`` (offsets in ``text``, clipped to it;
+    overlaps get both classes) and an anchor ``data-focus`` at offset ``focus``."""
     n = len(text)
-    clipped = [(max(s - base, 0), min(e - base, n), css) for s, e, css in spans]
+    clipped = [(max(s, 0), min(e, n), css) for s, e, css in spans]
     clipped = [(s, e, css) for s, e, css in clipped if s < e]
     cuts = {0, n, *(s for s, _, _ in clipped), *(e for _, e, _ in clipped)}
-    anchor = None
-    if focus is not None and 0 <= focus - base <= n:
-        anchor = focus - base
+    anchor = focus if focus is not None and 0 <= focus <= n else None
+    if anchor is not None:
         cuts.add(anchor)
     points = sorted(cuts)
     out = []
@@ -263,14 +264,23 @@ def highlight(text: str, base: int, spans: list[tuple[int, int, str]], focus: in
     return "".join(out)
 
 
-def _answer_spans(answer: dict) -> list[tuple[int, int, str]]:
-    """The quote, and inside it the short answer, as document offsets."""
-    spans = [(answer["start"], answer["end"], "quote")]
-    short = answer.get("short_answer")
-    at = answer["quote"].find(short) if short else -1
-    if at >= 0:
-        spans.append((answer["start"] + at, answer["start"] + at + len(short), "short"))
-    return spans
+def _found(text: str, needle: str | None, css: str, within: tuple[int, int] | None = None) -> list[tuple[int, int, str]]:
+    """The span of ``needle`` in ``text`` (or in its part ``within``), spaces of any kind and number
+    matching one another: a quote is its file's text with spaces folded."""
+    if not needle:
+        return []
+    a, b = within or (0, len(text))
+    pattern = r"\s+".join(re.escape(word) for word in needle.split())
+    m = re.compile(pattern).search(text, a, b)
+    return [(m.start(), m.end(), css)] if m else []
+
+
+def _answer_spans(answer: dict, text: str, within: tuple[int, int] | None = None) -> list[tuple[int, int, str]]:
+    """The quote and, inside it, the short answer, as spans of ``text`` (a passage, or the quote itself)."""
+    quote = (within and [(within[0], within[1], "quote")]) or _found(text, answer["quote"], "quote")
+    if not quote:
+        return []
+    return quote + _found(text, answer.get("short_answer"), "short", quote[0][:2])
 
 
 def _quoting(result: dict) -> list[int]:
@@ -303,7 +313,7 @@ def _render_turn(i: int, turn: dict, lang: str) -> str:
         if a:
             markers = "".join(_button("cq-cite", "show_sources", i, rank, f"[{rank}]", t["cite_title"].format(r=rank))
                               for rank in _quoting(r))
-            quote = highlight(a["quote"], a["start"], _answer_spans(a)[1:])
+            quote = highlight(a["quote"], _answer_spans(a, a["quote"])[1:])
             ref = _button("cq-link", "open_doc", i, 0,
                           f'<span class="cq-file">{_esc(a["source"])}</span> · '
                           f'{_esc(_lines(r["lang"], a["line_start"], a["line_end"]))} — {_esc(t["open_doc"])}')
@@ -343,7 +353,7 @@ def render_sources(i: int, result: dict, focus_rank: int = 0) -> str:
     quoting = set(_quoting(result))
     cards = []
     for p in result["passages"]:
-        spans = _answer_spans(a) if a and a["source"] == p["source"] else []
+        spans = _answer_spans(a, p["text"]) if p["rank"] in quoting else []
         chip = f'<span class="cq-chip">{_esc(t["contains_quote"])}</span>' if p["rank"] in quoting else ""
         focus = ' data-focus=""' if p["rank"] == focus_rank else ""
         cards.append(
@@ -353,23 +363,32 @@ def render_sources(i: int, result: dict, focus_rank: int = 0) -> str:
             f'<span>{_esc(_lines(lang, p["line_start"], p["line_end"]))}</span>'
             f'<span>score {p["score"]:.3f}</span>{chip}</div>'
             f'<div class="cq-title">{_esc(p["title"])}</div>'
-            f'<div class="cq-text">{highlight(p["text"], p["start"], spans)}</div>'
+            f'<div class="cq-text">{highlight(p["text"], spans)}</div>'
             f'{_button("cq-link", "open_doc", i, p["rank"], _esc(t["open_here"]))}</div>')
     return f'<div class="cq-scroll">{head}{"".join(cards)}</div>'
 
 
-def render_document(doc, result: dict, rank: int) -> str:
-    """The whole loaded text of ``doc``, scrolled to the answer's quote (rank 0) or to passage ``rank``."""
+def view_span(view, start: int, end: int) -> tuple[int, int]:
+    """The part of a document's view (load.text_layer: a MappedText of its stored text) that the
+    stored span ``start:end`` is read as: the quote's own span, not a search for its words."""
+    import numpy as np
+
+    return int(np.searchsorted(view.pos[:-1], start, "left")), int(np.searchsorted(view.end, end, "right"))
+
+
+def render_document(doc, view, result: dict, rank: int) -> str:
+    """The document as a reader sees its file (``view``: load.text_layer of its stored text),
+    scrolled to the answer's quote (rank 0) or to passage ``rank``."""
     lang = result["lang"]
     t = _t(lang)
     a = result["answer"]
-    spans = _answer_spans(a) if a and a["source"] == doc.source else []
+    spans = _answer_spans(a, view.text, view_span(view, a["start"], a["end"])) if a and a["source"] == doc.source else []
     legend = []
     if rank == 0:
         place = a
     else:
         place = next(p for p in result["passages"] if p["rank"] == rank)
-        spans.insert(0, (place["start"], place["end"], "psg"))
+        spans.insert(0, (*view_span(view, place["start"], place["end"]), "psg"))
         legend.append(f'<mark class="psg">{_esc(t["legend_psg"].format(r=rank))}</mark>')
     for css in ("quote", "short"):
         if any(c == css for _, _, c in spans):
@@ -378,7 +397,7 @@ def render_document(doc, result: dict, rank: int) -> str:
             f'<span>{_esc(_lines(lang, place["line_start"], place["line_end"]))} {_esc(t["as_stored"])}</span></div>'
             f'<div class="cq-title">{_esc(doc.title)}</div>'
             f'<div class="cq-legend">{_esc(t["legend"])} {" ".join(legend)}</div></div>')
-    body = highlight(doc.text, 0, spans, focus=place["start"])
+    body = highlight(view.text, spans, focus=view_span(view, place["start"], place["end"])[0])
     return f'{head}<div class="cq-scroll"><div class="cq-doc">{body}</div></div>'
 
 
@@ -400,6 +419,10 @@ def _check_size(question) -> None:
 
 def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks:
     docs = {d.source: d for d in qa.index.documents}
+
+    @functools.lru_cache(maxsize=16)
+    def view(source: str):
+        return text_layer(docs[source].stored, docs[source].format)[0]
     examples_list = examples_from_gold(DEFAULT_EXAMPLES) if examples is None else list(examples)
 
     def chrome(lang: str) -> tuple:
@@ -472,7 +495,7 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
             raise gr.Error(_t(result["lang"])["gone"], title="csto-qa", print_exception=False)
         source = result["answer"]["source"] if rank == 0 else next(
             p["source"] for p in result["passages"] if p["rank"] == rank)
-        return render_document(docs[source], result, rank), gr.Tabs(selected="document")
+        return render_document(docs[source], view(source), result, rank), gr.Tabs(selected="document")
 
     with gr.Blocks(title="csto-qa", analytics_enabled=False) as app:
         history = gr.State([])

@@ -1,13 +1,22 @@
-"""Any sentence-transformers model, by Hugging Face name or local folder (never downloaded here:
-HF_HUB_OFFLINE is honoured, and a name must already be in the local cache)."""
+"""Any sentence-transformers model, by Hugging Face name or local folder. Never downloaded: the hub
+is switched off before the library is imported, and a name must already be in the local cache."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .base import Embedder, normalise
+from .base import Embedder, Progress, normalise
+
+BATCH = 32
+
+
+def offline() -> None:
+    """No download, ever: read by huggingface_hub and transformers when they are first imported."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def _digest(folder: Path) -> str:
@@ -23,9 +32,10 @@ def _digest(folder: Path) -> str:
 
 class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str):
+        offline()
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(model, device="cpu")
+        self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
         folder = Path(model)
@@ -45,13 +55,18 @@ class SentenceTransformerEmbedder(Embedder):
             return "query: ", "passage: "
         return "", ""
 
-    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        vectors = self._model.encode([prompt + t for t in texts], batch_size=32, show_progress_bar=False,
-                                     convert_to_numpy=True, normalize_embeddings=True)
-        return normalise(vectors.reshape(len(texts), self.dim))
+    def embed_queries(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        return self._embed(texts, self._query_prompt, progress)
 
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self._query_prompt)
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        return self._embed(texts, self._passage_prompt, progress)
 
-    def embed_passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self._passage_prompt)
+    def _embed(self, texts: list[str], prompt: str, progress: Progress | None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), BATCH):
+            batch = [prompt + t for t in texts[i : i + BATCH]]
+            out[i : i + len(batch)] = self._model.encode(batch, batch_size=BATCH, show_progress_bar=False,
+                                                         convert_to_numpy=True, normalize_embeddings=True)
+            if progress:
+                progress(len(batch), int(self._model.tokenize(batch)["attention_mask"].sum()))
+        return normalise(out)
