@@ -48,7 +48,7 @@ PLAIN_BUILD = ("import sys; from pathlib import Path; from csto_qa.embed import 
 def work(corpus: Path) -> tuple[int, list[int], int]:
     """Texts a full build embeds, their token counts, and the corpus's loaded characters."""
     tokens = Tokens(converted(log=quiet))
-    counts, words, chars, n = [], set(), 0, 0
+    counts, words, chars = [], set(), 0
     for path in corpus_files(corpus):
         try:
             doc = load_file(path, corpus)

@@ -1,10 +1,13 @@
-"""Answer quality on every gold set of the repository, dev and test parts side by side: the table an
-engine change is judged on (the dev parts decide, the test parts report).
+"""Answer quality on every gold set of the repository, part by part: the table an engine change is
+judged on. The parts (docs/evaluation.md): "dev" and "seen" (former test questions, read and tuned on)
+decide; "test" parts (English corpus, not yet read) are reported; the sealed set (gold/sealed/, --sealed)
+is run at the end of a piece of work and reported in aggregate only: no question of it is ever listed.
 
 Sets: the CSTO corpus with gold_v2, split into the questions of gold_v1 and the ones v2 added; the
-second corpus (tests/data/corpus_fr2); the FAQ portal (tests/data/corpus_faq). A set's row per part:
-answer accuracy over its answerable questions, by language, hit@1 / hit@5, the first citation from a
-gold source, false abstention, unanswerable questions declined, short answers (rate, precision).
+second French corpus (tests/data/corpus_fr2); the FAQ portal (tests/data/corpus_faq); the English
+corpus (tests/data/corpus_en). A set's row per part: answer accuracy over its answerable questions,
+by language, hit@1 / hit@5, the first citation from a gold source, false abstention, unanswerable
+questions declined, short answers (rate, precision).
 
 An ablation needs no edit of the engine: --set overrides a field of ExtractSettings or RetrieveSettings
 for the run, e.g.
@@ -12,9 +15,10 @@ for the run, e.g.
     python bench/quality.py --set extract.w_coverage=0.5 --set retrieve.rrf_k=20 --json /tmp/b.json
     python bench/quality.py --json /tmp/a.json --compare /tmp/b.json
 
---json writes every question's record; --compare lists the questions whose outcome differs from an
-earlier --json run (right / declined / rank of the first passage holding the answer). Indexes are
-kept in $CSTO_QA_BENCH_DIR, built there on first use and rebuilt when a corpus changes (QA.open).
+--json writes every question's record (never with --sealed); --compare lists the questions whose
+outcome differs from an earlier --json run (right / declined / rank of the first passage holding the
+answer). Indexes are kept in $CSTO_QA_BENCH_DIR, built there on first use and rebuilt when a corpus
+changes (QA.open).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sys
 from pathlib import Path
 
 from benchlib import ROOT, WORK, header, quiet, slug, table
-from csto_qa import QA
+from csto_qa import QA, translate
 from csto_qa.embed import create
 from csto_qa.evaluate import Evaluator, load_gold, summarize
 from csto_qa.extract import ExtractSettings
@@ -40,8 +44,10 @@ SETS = [
     ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl", None),
     ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl", None),
 ]
+SEALED = ROOT / "gold" / "sealed"  # one file per set, named after it
+PARTS = ("dev", "seen", "test")
 COLUMNS = ["set / part", "answerable", "accuracy", "en", "fr", "hit@1", "hit@5", "cited right",
-           "false abst.", "declined", "short rate", "short prec."]
+           "false abst.", "declined", "short rate", "short prec.", "faithful"]
 
 
 def changes(settings, assignments: list[str]) -> dict:
@@ -67,7 +73,7 @@ def row(label: str, records: list[dict]) -> list:
     return [label, len(answerable), f"{s['answer_accuracy']:.3f}", accuracy["en"], accuracy["fr"],
             f"{s['hit@1']:.3f}", f"{s['hit@5']:.3f}", f"{s['citation_accuracy']:.3f}", f"{s['false_abstention']:.3f}",
             f"{sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)}",
-            f"{s['short_answer_rate']:.2f}", f"{s['short_answer_precision']:.2f}"]
+            f"{s['short_answer_rate']:.2f}", f"{s['short_answer_precision']:.2f}", f"{s['faithfulness']:.3f}"]
 
 
 def compare(old: dict, new: dict) -> list[str]:
@@ -82,15 +88,19 @@ def compare(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def outcomes(embedder, extract: dict | None = None, retrieve: dict | None = None) -> dict[str, list[dict]]:
+def outcomes(embedder, extract: dict | None = None, retrieve: dict | None = None,
+             translator=None, sealed: bool = False) -> dict[str, list[dict]]:
     """Every question's record, per set (CSTO split into gold_v1 and what gold_v2 added), with these
-    settings overridden."""
+    settings overridden; with ``sealed``, the sealed questions of each set instead."""
     groups = {}
     for name, corpus, gold, subset in SETS:
         index = WORK / f"quality-{name}-{slug(embedder.identity)}"
-        qa = QA.open(corpus, index, embedder, progress=False, log=quiet)
+        qa = QA.open(corpus, index, embedder, progress=False, log=quiet, translator=translator)
         qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **(extract or {}))
         qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **(retrieve or {}))
+        if sealed:
+            groups[name] = Evaluator(qa, corpus).run(load_gold(SEALED / f"{name}.jsonl"))["questions"]
+            continue
         records = Evaluator(qa, corpus).run(load_gold(gold))["questions"]
         for r in records:
             r.pop("passages")  # the table and --compare need the outcome, not the passages' text
@@ -108,9 +118,14 @@ def main() -> None:
     ap.add_argument("--embedder", default=None, help="embedding model (default: the engine's)")
     ap.add_argument("--set", action="append", default=[], metavar="STEP.FIELD=VALUE",
                     help="override a setting for this run: extract.<field> or retrieve.<field>")
+    ap.add_argument("--translator", default=None, help="apertium (default where installed) or none")
+    ap.add_argument("--sealed", action="store_true",
+                    help="the sealed set (gold/sealed/), in aggregate: per set and language, no question listed")
     ap.add_argument("--json", type=Path, help="write every question's record here")
     ap.add_argument("--compare", type=Path, help="list the questions whose outcome differs from this --json file")
     args = ap.parse_args()
+    if args.sealed and (args.json or args.compare or args.set):
+        sys.exit("--sealed is reported in aggregate, with the engine as it is: no --json, --compare or --set")
     steps = {"extract": [], "retrieve": []}
     for a in args.set:
         step, _, assignment = a.partition(".")
@@ -124,9 +139,15 @@ def main() -> None:
     print(header(f"Answer quality per gold set, embedder {embedder.identity}"))
     if args.set:
         print("overrides: " + ", ".join(args.set))
-    groups = outcomes(embedder, extract, retrieve)
-    rows = [row(f"{label} {split}", [r for r in recs if r["split"] == split])
-            for label, recs in groups.items() for split in ("dev", "test")]
+    translator = translate.create(args.translator)
+    print(translate.status(translator))
+    groups = outcomes(embedder, extract, retrieve, translator, sealed=args.sealed)
+    if args.sealed:
+        rows = [row(f"{label} sealed", recs) for label, recs in groups.items()]
+        rows.append(row("all sealed", [r for recs in groups.values() for r in recs]))
+    else:
+        rows = [row(f"{label} {split}", [r for r in recs if r["split"] == split])
+                for label, recs in groups.items() for split in PARTS if any(r["split"] == split for r in recs)]
     print(table(COLUMNS, rows))
     if args.json:
         args.json.write_text(json.dumps(groups, ensure_ascii=False, indent=1), encoding="utf-8")

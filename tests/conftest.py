@@ -98,7 +98,7 @@ def app_url(qa):
     """The web app on 127.0.0.1, on a free port Gradio picks, over the session's shared index."""
     from csto_qa import ui
 
-    app = ui.build_app(qa, log=lambda *_: None)
+    app = ui.build_app(qa, log=lambda *_: None, corpus=CORPUS)
     _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
     yield url
     app.close()

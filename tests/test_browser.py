@@ -88,3 +88,92 @@ def test_ask_read_and_open_the_source(page, app_url, qa, tmp_path):
     assert markup in question.inner_text()
     assert page.locator("#chat b, #chat img, #sources img").count() == 0
     assert dialogs == []
+
+
+def test_a_follow_up_is_understood_with_the_conversation(page, app_url):
+    page.goto(app_url)
+    box = page.locator("#question textarea")
+    box.wait_for()
+    box.fill("Quand l'OTSC a-t-elle été fondée ?")
+    box.press("Enter")
+    page.locator("#chat .cq-answer").first.wait_for()
+    box.fill("Et qui en est le secrétaire général ?")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#chat .cq-answer').length === 2")
+    second = page.locator("#chat .cq-turn").nth(1)
+    context = second.locator(".cq-context")
+    assert "compris avec : OTSC" in context.inner_text() and "de votre question 1" in context.inner_text()
+    assert "Masadykov" in second.locator(".cq-quote").inner_text()
+    # asked again without the conversation: a third turn, with no context line
+    context.locator("button[data-act=ask_alone]").click()
+    page.wait_for_function("() => document.querySelectorAll('#chat .cq-turn').length === 3"
+                           " && !document.querySelector('#chat .cq-pending')")
+    assert page.locator("#chat .cq-turn").nth(2).locator(".cq-context").count() == 0
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => document.querySelectorAll('#chat .cq-turn').length === 0")
+
+
+@pytest.fixture()
+def editable_app(tmp_path, embedder):
+    """A server started with --allow-edits over a copy of the second corpus."""
+    from csto_qa import QA, ui
+    from csto_qa.library import Library
+
+    from conftest import DATA
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for p in (DATA / "corpus_fr2").iterdir():
+        (corpus / p.name).write_bytes(p.read_bytes())
+    qa = QA.open(corpus, tmp_path / "index", embedder=embedder, progress=False, log=lambda *_: None)
+    library = Library(qa, corpus, tmp_path / "index", allow_edits=True, log=lambda *_: None)
+    app = ui.build_app(qa, log=lambda *_: None, corpus=corpus, library=library)
+    _, url, _ = ui.launch(app, "127.0.0.1", None, block=False)
+    yield url, library
+    app.close()
+
+
+def _ask(page, question: str):
+    box = page.locator("#question textarea")
+    n = page.locator("#chat .cq-turn").count()
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"() => document.querySelectorAll('#chat .cq-turn').length === {n + 1}"
+                           " && !document.querySelector('#chat .cq-pending')", timeout=60_000)
+    return page.locator("#chat .cq-turn").nth(n)
+
+
+def test_documents_added_and_removed_from_the_browser(page, editable_app, tmp_path):
+    from documents import make_docx, make_odt, make_pdf
+
+    url, library = editable_app
+    files = [make_docx(tmp_path / "observatoire.docx", "Observatoire", [
+                 ("h", "Observatoire astronomique"), ("p", "La grande coupole de l'observatoire mesure 14 mètres.")]),
+             make_odt(tmp_path / "herbier.odt", "Herbier", [
+                 ("h", "Herbier municipal"), ("p", "L'herbier conserve 3 200 planches de fougères séchées.")]),
+             make_pdf(tmp_path / "planetarium.pdf", "Planétarium", [["Planétarium"],
+                                                                   ["Le planétarium compte 84 fauteuils inclinables."]])]
+    questions = {"Combien mesure la grande coupole de l'observatoire ?": ("observatoire.docx", "paragraphe 2"),
+                 "Combien de planches de fougères l'herbier conserve-t-il ?": ("herbier.odt", "paragraphe 2"),
+                 "Combien de fauteuils compte le planétarium ?": ("planetarium.pdf", "p. 2")}
+    page.goto(url)
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files([str(f) for f in files])
+    page.locator("#indexing").get_by_text("Indexation").or_(page.locator("#indexing").get_by_text("Indexing")) \
+        .or_(page.locator("#indexing").get_by_text("index ready")).first.wait_for(timeout=60_000)
+    page.locator("#indexing").get_by_text("index ready").wait_for(timeout=300_000)
+    for f in files:
+        page.locator(f"#documents button[data-name='{f.name}']").wait_for()
+    page.screenshot(path=tmp_path / "documents.png")
+    for question, (source, where) in questions.items():
+        turn = _ask(page, question)
+        assert turn.locator(".cq-answer").count() == 1, question
+        assert source in turn.locator(".cq-ref").inner_text() and where in turn.locator(".cq-ref").inner_text()
+    page.get_by_role("tab", name="Documents").click()
+    for f in files:
+        page.locator(f"#documents button[data-name='{f.name}']").click()
+        page.locator(f"#documents button[data-name='{f.name}']").wait_for(state="detached", timeout=300_000)
+    while library.progress.running:
+        page.wait_for_timeout(200)
+    for question in questions:
+        assert _ask(page, question).locator(".cq-abstain").count() == 1, question

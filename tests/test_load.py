@@ -116,6 +116,6 @@ def test_bad_files_are_refused_with_a_reason(tmp_path, content, reason):
     path.write_bytes(content)
     with pytest.raises(LoadError, match=reason):
         load_file(path, tmp_path)
-    (tmp_path / "x.docx").write_bytes(b"PK")
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
     with pytest.raises(LoadError, match="unsupported"):
-        load_file(tmp_path / "x.docx", tmp_path)
+        load_file(tmp_path / "x.xlsx", tmp_path)

@@ -8,10 +8,10 @@ import re
 import pytest
 
 from csto_qa import QuestionError
-from csto_qa.evaluate import Evaluator, contains_answer, summarize
+from csto_qa.evaluate import contains_answer
 from csto_qa.extract import Extractor, answer_type, question_type, typed_spans
 
-from conftest import CORPUS, ROOT, assert_cited, assert_levels
+from conftest import CORPUS, ROOT, assert_cited
 
 
 def _check_citation(qa, result):
@@ -91,18 +91,6 @@ def test_the_json_object_has_the_contract_fields(qa):
     assert "total" in d["timings_ms"]
 
 
-@pytest.fixture(scope="module")
-def gold_run(qa, gold):
-    return Evaluator(qa, CORPUS).run(gold)
-
-
-def test_every_quote_of_the_gold_run_is_verbatim_in_its_file(gold_run):
-    answered = [r for r in gold_run["questions"] if r["answer"]]
-    assert len(answered) > 100
-    assert all(r["faithful"] for r in answered)
-    assert gold_run["summary"]["faithfulness"] == 1.0
-
-
 def test_gold_answers_are_in_their_sources(gold):
     """The gold set itself: every listed answer occurs in a listed source."""
     texts = {p.name: p.read_text(encoding="utf-8") for p in CORPUS.iterdir()}
@@ -111,22 +99,6 @@ def test_gold_answers_are_in_their_sources(gold):
             for answer in item.answers:
                 assert any(contains_answer(texts[s].replace("&#039;", "'"), item.__class__(
                     item.id, item.lang, item.question, (answer,), item.sources, True)) for s in item.sources), item.id
-
-
-# Regression guard at the level reached (the closing note of each change gives the figures).
-FLOORS = {"answer_accuracy": 0.80, "hit@5": 0.90, "citation_accuracy": 0.85, "abstention_recall": 0.45,
-          "abstention_off_topic": 0.75}
-CEILINGS = {"false_abstention": 0.06}  # 3 of 56 on test: 2 would be wrong answers without abstention
-
-
-@pytest.mark.parametrize("part", ["dev", "seen"])
-def test_eval_does_not_regress(gold_run, part):
-    assert_levels(summarize([r for r in gold_run["questions"] if r["split"] == part]), FLOORS, CEILINGS, part)
-
-
-def test_off_topic_gold_questions_are_declined(gold_run):
-    rows = [r for r in gold_run["questions"] if r["kind"] == "off_topic"]
-    assert len(rows) >= 8 and sum(r["abstained"] for r in rows) / len(rows) >= 0.85
 
 
 @pytest.mark.parametrize("question", ["Quel est le montant du budget de l'OTSC ?", "Quelle part du budget va à la défense ?",
@@ -278,15 +250,6 @@ def test_a_keyword_query_naming_a_unit_asks_for_an_amount(question, expected):
 def test_an_amount_query_is_answered_in_the_unit_its_noun_names(question, expected):
     sentence = "Vous avez 45 jours pour payer l'amende de 135 €."
     assert typed_spans(sentence, answer_type(question), question) == expected
-
-
-def test_a_translated_word_weighs_less_in_the_keyword_vote(qa):
-    # Query.known scales BM25's vote; a word reached through the English->French bridge is a guess.
-    french = qa.retriever.query("Quelles troupes ont été envoyées au Kazakhstan ?")
-    english = qa.retriever.query("Which troops were sent to Kazakhstan?")
-    assert french.known == 1.0
-    assert "troup" in english.terms and "kazakhstan" in english.terms
-    assert 0.5 <= english.known < 1.0
 
 
 def test_a_question_in_another_language_than_the_corpus_has_a_lower_bar(qa):

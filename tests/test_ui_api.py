@@ -25,8 +25,8 @@ def _docs(qa):
     return {d.source: d for d in qa.index.documents}
 
 
-def test_only_ask_is_public(client):
-    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/ask"]
+def test_only_ask_and_chat_are_public(client):
+    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/ask", "/chat"]
 
 
 def test_french_answer_with_citation(client, qa):
@@ -151,3 +151,21 @@ def test_abstention_looks_different_and_speaks_the_question_language():
     assert "cq-abstain" in chat and "cq-answer" not in chat
     assert "Pas dans les sources" in chat and "Passages proches (pas une réponse)" in chat
     assert "Aucun ne répond" in ui.render_sources(0, fr)
+
+
+def test_example_questions_come_from_the_served_corpus(tmp_path):
+    """The page's examples are dev questions of a gold set beside the corpus whose sources it holds;
+    a folder of the user's own gets none (no CSTO question over someone's documents)."""
+    from csto_qa.evaluate import load_gold
+
+    from conftest import DATA, ROOT
+
+    csto = ui.examples_for(CORPUS, {p.name for p in CORPUS.iterdir()})
+    dev = {g.question for g in load_gold(ROOT / "gold" / "gold_v1.jsonl") if g.split == "dev"}
+    assert len(csto) == 5 and set(csto) <= dev
+    fr2 = ui.examples_for(DATA / "corpus_fr2", {p.name for p in (DATA / "corpus_fr2").iterdir()})
+    assert fr2 and set(fr2) <= {g.question for g in load_gold(DATA / "gold_fr2.jsonl")}
+    own = tmp_path / "mes-documents"
+    own.mkdir()
+    (own / "note.txt").write_text("Une note.", encoding="utf-8")
+    assert ui.examples_for(own, {"note.txt"}) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from .formats import READERS
 from .load import HYPHENATED, text_layer
 from .types import Answer, Document, Passage
 
@@ -28,12 +29,19 @@ def reading(stored: str, start: int, end: int, fmt: str) -> str:
     return _SPACES.sub(" ", HYPHENATED.sub("", text.text)).strip()
 
 
+def place(doc: Document, raw_start: int) -> dict:
+    """The page (PDF) or paragraph (.docx, .odt) a span starts in, as Answer's and Passage's fields."""
+    unit = READERS[doc.format].unit
+    return {"page": doc.unit(raw_start) if unit == "page" else None,
+            "paragraph": doc.unit(raw_start) if unit == "paragraph" else None}
+
+
 def passage(doc: Document, start: int, end: int, rank: int, score: float, chunk: int = -1) -> Passage:
     raw_start, raw_end = doc.raw_span(start, end)
     line_start, line_end = doc.lines(raw_start, raw_end)
     return Passage(rank=rank, source=doc.source, title=doc.title, text=reading(doc.stored, raw_start, raw_end, doc.format),
                    start=raw_start, end=raw_end, line_start=line_start, line_end=line_end, score=round(score, 4),
-                   chunk=chunk)
+                   chunk=chunk, **place(doc, raw_start))
 
 
 def answer(doc: Document, start: int, end: int, score: float, short: str | None) -> Answer:
@@ -46,7 +54,7 @@ def answer(doc: Document, start: int, end: int, score: float, short: str | None)
     line_start, line_end = doc.lines(raw_start, raw_end)
     return Answer(quote=quote, short_answer=short if short and short in quote else None, source=doc.source,
                   title=doc.title, start=raw_start, end=raw_end, line_start=line_start, line_end=line_end,
-                  score=round(score, 4))
+                  score=round(score, 4), **place(doc, raw_start))
 
 
 def verify(quote: str, stored: str, start: int, end: int, fmt: str) -> bool:

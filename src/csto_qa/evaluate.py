@@ -49,6 +49,12 @@ class GoldItem:
     split: str = ""
     type: str = ""
     kind: str = ""  # for unanswerable questions: "off_topic" or "near_miss" (on the corpus's subjects)
+    # multi-turn sets (docs/contracts.md): one line per turn, a conversation's turns in order
+    conversation: str = ""
+    turn: int = 0
+    standalone: str = ""  # the same question with its subject spelled out
+    follow_up: bool = False  # it depends on the earlier turns
+    topic_change: bool = False  # it starts a new subject: it must inherit nothing
 
 
 def load_gold(path: Path) -> list[GoldItem]:
@@ -64,7 +70,9 @@ def load_gold(path: Path) -> list[GoldItem]:
             r = json.loads(line)
             items.append(GoldItem(str(r["id"]), r.get("lang", ""), r["question"], tuple(r.get("answers", [])),
                                   tuple(r.get("sources", [])), bool(r.get("answerable", True)),
-                                  r.get("split", ""), r.get("type", ""), r.get("kind", "")))
+                                  r.get("split", ""), r.get("type", ""), r.get("kind", ""),
+                                  str(r.get("conversation", "")), int(r.get("turn", 0)), r.get("standalone", ""),
+                                  bool(r.get("follow_up", False)), bool(r.get("topic_change", False))))
         except (ValueError, KeyError, TypeError) as exc:
             raise GoldError(f"{path}:{n}: not a gold record ({type(exc).__name__}: {exc})") from None
     if not items:
@@ -150,6 +158,50 @@ class Evaluator:
             "answer": result.answer.to_dict() if result.answer else None, "passages": passages,
             "latency_ms": result.timings_ms["total"],
         }
+
+
+def conversations(qa: QA, items: list[GoldItem], corpus: Path) -> list[dict]:
+    """A multi-turn set, conversation by conversation: each turn asked with the engine's own earlier
+    turns as its history, and each follow-up asked again alone, in its standalone wording."""
+    evaluator = Evaluator(qa, corpus)
+    records, history, current = [], [], None
+    for item in items:
+        if item.conversation != current:
+            history, current = [], item.conversation
+        result = qa.ask(item.question, history=history)
+        record = {"id": item.id, "conversation": item.conversation, "turn": item.turn, "split": item.split,
+                  "lang": item.lang, "answerable": item.answerable, "kind": item.kind, "follow_up": item.follow_up,
+                  "topic_change": item.topic_change, "correct": judge(item, result), "abstained": result.abstained,
+                  "faithful": evaluator.faithful(result), "context": result.to_dict()["context"],
+                  "answer": result.answer.to_dict() if result.answer else None}
+        if item.follow_up:
+            alone = qa.ask(item.standalone or item.question)
+            record["standalone_correct"] = judge(item, alone)
+        records.append(record)
+        history.append({"question": item.question, "result": result.to_dict()})
+    return records
+
+
+def conversation_summary(records: list[dict]) -> dict:
+    """Follow-ups answered in the conversation against the same questions asked alone (answerable
+    ones), unanswerable follow-ups declined, topic changes that inherited nothing, faithfulness."""
+    follow = [r for r in records if r["follow_up"] and r["answerable"]]
+    declined = [r for r in records if r["follow_up"] and not r["answerable"]]
+    changes = [r for r in records if r["topic_change"]]
+
+    def share(rows, test):
+        return round(sum(1 for r in rows if test(r)) / len(rows), 4) if rows else 0.0
+
+    return {"turns": len(records), "follow_ups": len(follow),
+            "follow_up_accuracy": share(follow, lambda r: r["correct"]),
+            "standalone_accuracy": share(follow, lambda r: r["standalone_correct"]),
+            "follow_ups_with_context": share(follow, lambda r: r["context"] is not None),
+            "unanswerable_follow_ups_declined": share(declined, lambda r: r["abstained"]),
+            "topic_changes": len(changes),
+            "topic_changes_inheriting_nothing": share(changes, lambda r: r["context"] is None),
+            "first_turn_accuracy": share([r for r in records if r["turn"] == 1 and r["answerable"]],
+                                         lambda r: r["correct"]),
+            "faithfulness": share([r for r in records if r["answer"]], lambda r: r["faithful"]) or 1.0}
 
 
 def summarize(records: list[dict]) -> dict:

@@ -2,8 +2,8 @@
 or an abstention when the evidence is not there.
 
 Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
-similarity to the question, alone and with the sentence before it, each less its hubness (vectors
-and hubness are computed at build time); the share of the question's content words it and its
+similarity to the question, alone and with the sentence before it (vectors computed at build time);
+the share of the question's content words it and its
 document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
 "when"...); whether it is a fragment; whether it names years, months or weekdays, none of them the
 question's; and the rank of its passage. Abstention (``Extractor.extract``) reads the best passage's
@@ -31,7 +31,7 @@ from .split import list_item
 class ExtractSettings:
     passages: int = 5  # sentences are taken from this many top passages
     # weights chosen on the dev questions (csto-qa eval; the closing notes give the figures)
-    w_sentence: float = 1.0  # similarity of the sentence alone, less its hubness
+    w_sentence: float = 1.0  # similarity of the sentence alone
     w_context: float = 1.0  # same, for the sentence with the one before it
     w_coverage: float = 0.3  # share of the question's words present
     w_rank: float = 0.01  # per rank of the passage the sentence sits in
@@ -52,8 +52,9 @@ class ExtractSettings:
     min_relevance: float = -0.035
     # A question in another language than the corpus's is less similar to every passage: on the dev
     # parts, answerable English questions sit 0.027-0.032 below French ones at the median, and so do
-    # unanswerable ones. Its threshold is lowered by this much: 0.01 to 0.02 did the same on dev (the
-    # second corpus's false abstentions 0.125 -> 0), 0.03 declined one unanswerable question less.
+    # unanswerable ones. Its threshold is lowered by this much, times the share of its query vector in
+    # that language (Query.foreign): 0.01 to 0.02 did the same on dev (the second corpus's false
+    # abstentions 0.125 -> 0), 0.03 declined one unanswerable question less.
     cross_lingual: float = 0.015
 
 
@@ -135,8 +136,8 @@ class Extractor:
             return []
         ids = np.fromiter(seen, dtype=np.int64)
         q = query.vector.astype(np.float32)
-        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q - self.index.hubness[ids, 0]
-        context = self.index.context_vectors.reconstruct_batch(ids) @ q - self.index.hubness[ids, 1]
+        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q
+        context = self.index.context_vectors.reconstruct_batch(ids) @ q
         out = []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
             sent = self.index.sentences[sid]
@@ -239,7 +240,9 @@ class Extractor:
         date / quantity."""
         qtype = answer_type(query.text)
         evidence = self._dated(self.evidence(hits, query, qtype), query.text)
-        threshold = self.settings.min_relevance - self.settings.cross_lingual * (query.lang != self.index.lang)
+        # a question in the other language is less similar to every passage (its translation, blended
+        # into its vector, much less)
+        threshold = self.settings.min_relevance - self.settings.cross_lingual * query.foreign
         if not evidence or self.relevance(hits, query) < threshold:
             return None
         if qtype in ("when", "how_many", "amount"):

@@ -6,7 +6,7 @@ Layout of the index folder:
                          documents.json, spans.npz, chunks.faiss (chunk vectors),
                          contexts.faiss (each sentence with the one before it), sentences.npy
                          (each sentence alone, float16, for scoring evidence; memory-mapped, as
-                         only the candidates' rows are read), hubness.npy (see _hubness),
+                         only the candidates' rows are read),
                          bm25/ (over chunks),
                          lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
                          background.npy (their mean direction: what a question about nothing in
@@ -45,6 +45,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import bm25s
 import faiss
@@ -58,11 +59,12 @@ from .load import LoadError, check_entry, corpus_files, file_digest, load_file, 
 from .split import SplitSettings, chunk_spans, heading_spans, list_item, list_lead, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 9  # of the index folder; a change forces a rebuild (9: documents keep their stored text)
+FORMAT_VERSION = 11  # of the index folder; a change forces a rebuild (11: no hubness)
 VECTORS_VERSION = 4  # of what is embedded for a file; a change forces re-embedding (4: list items in context)
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
-ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py")
+ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py", *(f"formats/{name}" for name in (
+    "base.py", "text.py", "html.py", "pdf.py", "docx.py", "odt.py")))
 
 
 def hnsw_min() -> int:
@@ -102,7 +104,6 @@ class Index:
     chunk_vectors: faiss.Index
     context_vectors: faiss.Index
     sentence_vectors: np.ndarray  # float16, memory-mapped: read a few rows at a time
-    hubness: np.ndarray  # per sentence: (alone, in context), see _hubness
     bm25: bm25s.BM25
     lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
     lexicon_vectors: faiss.Index
@@ -111,10 +112,6 @@ class Index:
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
     sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks overlapping each sentence
     lowercase: frozenset[str] = frozenset()  # words the corpus writes in lower case (analyze.lowercase)
-
-    def chunk_text(self, i: int) -> str:
-        c = self.chunks[i]
-        return self.documents[c.doc].text[c.start : c.end]
 
     def sentence_text(self, i: int) -> str:
         s = self.sentences[i]
@@ -241,13 +238,17 @@ def _texts(doc: Document, cspans: np.ndarray, sspans: np.ndarray) -> tuple[list[
 
 
 class _Progress:
-    """The build's progress bar: texts, and tokens per second beside them."""
+    """The build's progress bar: texts, and tokens per second beside them; or, given a function, that
+    function called with (texts done, texts in all) (the web page's bar)."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.bar = tqdm(total=total, unit="text", desc="embedding", disable=not enabled or not total)
+    def __init__(self, total: int, enabled: bool | Callable[[int, int], None]):
+        self.bar = tqdm(total=total, unit="text", desc="embedding", disable=enabled is not True or not total)
+        self.report = enabled if callable(enabled) else None
         self.tokens = 0
 
     def update(self, texts: int, tokens: int) -> None:
+        if self.report:
+            self.report(self.bar.n + texts, self.bar.total)
         self.tokens += tokens
         elapsed = self.bar.format_dict["elapsed"]
         self.bar.set_postfix_str(f"{self.tokens / elapsed:,.0f} tokens/s" if elapsed else "", refresh=False)
@@ -264,7 +265,7 @@ def _document_record(doc: Document) -> dict:
     return {
         "source": doc.source, "title": doc.title, "text": doc.text, "lang": doc.lang, "sha256": doc.sha256,
         "starts": [doc.starts.at, doc.starts.delta], "ends": [doc.ends.at, doc.ends.delta],
-        "line_starts": list(doc.line_starts), "stored": doc.stored, "format": doc.format,
+        "line_starts": list(doc.line_starts), "stored": doc.stored, "format": doc.format, "units": list(doc.units),
     }
 
 
@@ -272,7 +273,7 @@ def _document(rec: dict) -> Document:
     return Document(
         source=rec["source"], title=rec["title"], text=rec["text"], lang=rec["lang"], sha256=rec["sha256"],
         starts=OffsetMap(*map(tuple, rec["starts"])), ends=OffsetMap(*map(tuple, rec["ends"])),
-        line_starts=tuple(rec["line_starts"]), stored=rec["stored"], format=rec["format"],
+        line_starts=tuple(rec["line_starts"]), stored=rec["stored"], format=rec["format"], units=tuple(rec["units"]),
     )
 
 
@@ -319,9 +320,10 @@ def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSettings = SplitSettings(),
-          progress: bool = True, log=print, force: bool = False) -> BuildReport:
+          progress: bool | Callable[[int, int], None] = True, log=print, force: bool = False) -> BuildReport:
     """Bring the index up to date with the corpus, embedding only what the vector cache lacks; with
-    nothing changed (and not ``force``), the live generation is checked and kept."""
+    nothing changed (and not ``force``), the live generation is checked and kept. ``progress``: a
+    progress bar, or a function called with (texts embedded, texts to embed)."""
     t0 = time.perf_counter()
     corpus, index_dir = Path(corpus), Path(index_dir)
     with _locked(index_dir):
@@ -540,8 +542,6 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     faiss.write_index(_vector_index(stacked("chunk_vectors")), str(tmp / "chunks.faiss"))
     faiss.write_index(contexts, str(tmp / "contexts.faiss"))
     np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
-    np.save(tmp / "hubness.npy", np.stack([_hubness(stacked("sentence_vectors")),
-                                           _hubness(stacked("context_vectors"), contexts)], axis=1).reshape(-1, 2))
     (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False), encoding="utf-8")
     flat = faiss.IndexFlatIP(dim)
     words = _stack(list(lexicon.values()), dim)
@@ -594,10 +594,6 @@ def _manifest_checksum(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode("ascii")).hexdigest()
 
 
-HUB_NEIGHBOURS = 10
-HUB_EF_SEARCH = 32  # HNSW beam for the neighbours of every sentence: 4x faster than the serving one
-
-
 def _vector_index(vectors: np.ndarray) -> faiss.Index:
     """Inner-product search over ``vectors``: exact below hnsw_min() of them, HNSW above (float16
     storage: half the memory, cosines off by ~1e-3, which moves no ranking that matters)."""
@@ -612,33 +608,6 @@ def _vector_index(vectors: np.ndarray) -> faiss.Index:
         index.train(vectors[:1])  # float16 needs no statistics: training only marks it ready
     index.add(vectors)
     return index
-
-
-def _hubness(vectors: np.ndarray, index: faiss.Index | None = None) -> np.ndarray:
-    """Mean similarity of each vector to its nearest others. Sentences that sit close to everything
-    (a definition of the corpus's main subject, say) come close to every question too; subtracting
-    this term is CSLS (Conneau et al., 2018), the usual cure for such hubs.
-
-    The neighbours come from ``index`` (over ``vectors``) or one built like it: exact below
-    hnsw_min() vectors; above, an exact all-against-all search is N^2 (18 min at 300k), so HNSW
-    searched with a small beam (recall@10 0.98 at 100k vectors, 0.86 at 1M in bench/scale.py): a
-    missed neighbour is replaced by the next one, which moves a mean of ten very little."""
-    n = len(vectors)
-    if n < 2:
-        return np.zeros(n, dtype=np.float32)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = index if index is not None else _vector_index(vectors)
-    k = min(HUB_NEIGHBOURS + 1, n)
-    if isinstance(index, faiss.IndexHNSW):
-        sims, ids = index.search(vectors, k, params=faiss.SearchParametersHNSW(efSearch=HUB_EF_SEARCH))
-    else:
-        sims, ids = index.search(vectors, k)
-    # drop each vector's own hit (column 0 when exact; wherever it is, or nowhere, when approximate)
-    own = ids == np.arange(n)[:, None]
-    found = (ids >= 0) & ~own
-    found &= np.cumsum(found, axis=1) <= HUB_NEIGHBOURS
-    sims = np.where(found, sims, 0.0)
-    return (sims.sum(axis=1) / np.maximum(found.sum(axis=1), 1)).astype(np.float32)
 
 
 def _collect_garbage(index_dir: Path, live: str, key: str, shas: set[str] | None) -> None:
@@ -744,14 +713,13 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
         background = np.load(gen / "background.npy")
         lowercase = frozenset(json.loads((gen / "lowercase.json").read_text(encoding="utf-8")))
         sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r")  # float16; rows widened when read
-        hubness = np.load(gen / "hubness.npy")
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
     except Exception as exc:  # noqa: BLE001 - checksums passed, yet a library refuses a file: unusable all the same
         raise IndexProblem(f"index cannot be read ({type(exc).__name__})") from None
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
-                  hubness, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
+                  retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
                   lowercase=lowercase)
     index.chunk_sentences = _overlaps(chunks, sentences)
     index.sentence_chunks = [[] for _ in sentences]

@@ -6,7 +6,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from . import cite, lang
+from . import cite, conversation, lang, translate
 from .embed import Embedder, create
 from .extract import ExtractSettings, Extractor
 from .index import Index, IndexProblem, build, open_index
@@ -47,17 +47,21 @@ def clean_question(question: str) -> tuple[str, bool]:
 
 
 class QA:
-    def __init__(self, index: Index, embedder: Embedder, extract: ExtractSettings = ExtractSettings()):
+    def __init__(self, index: Index, embedder: Embedder, extract: ExtractSettings = ExtractSettings(),
+                 translator: translate.Translator | None = None):
         self.index = index
         self.embedder = embedder
+        self.translator = translator or translate.create("none")
         self.retriever = Retriever(index, embedder)
         self.extractor = Extractor(index, extract)
+        self._documents = {d.source: i for i, d in enumerate(index.documents)}
 
     @classmethod
     def open(cls, corpus: str | Path = "corpus", index: str | Path = "index", embedder: str | Embedder | None = None,
              split: SplitSettings = SplitSettings(), extract: ExtractSettings = ExtractSettings(),
-             progress: bool = True, log=print) -> "QA":
-        """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged."""
+             progress: bool = True, log=print, translator: str | translate.Translator | None = None) -> "QA":
+        """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged.
+        ``translator``: a Translator, or a name for translate.create (default: Apertium where installed)."""
         emb = embedder if isinstance(embedder, Embedder) else create(embedder, log=log)
         try:
             idx = open_index(Path(index), Path(corpus), emb.identity, split)
@@ -67,9 +71,12 @@ class QA:
             log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
             idx = open_index(Path(index), Path(corpus), emb.identity, split)
         lang.detect("warm up")  # loads the language model now, not on the first user's question (0.4 s)
-        return cls(idx, emb, extract)
+        tr = translator if isinstance(translator, translate.Translator) else translate.create(translator)
+        return cls(idx, emb, extract, tr)
 
-    def ask(self, question: str, k: int = 5, mode: str = "hybrid") -> Result:
+    def ask(self, question: str, history: list[dict] | None = None, k: int = 5, mode: str = "hybrid") -> Result:
+        """The cited answer to ``question``, or an abstention. ``history``: the earlier turns of a
+        conversation, oldest first, each {"question": ..., "result": <Result.to_dict() or None>}."""
         t0 = time.perf_counter()
         text, truncated = clean_question(question)
         if mode not in MODES:
@@ -77,13 +84,22 @@ class QA:
         k = max(1, min(int(k), MAX_PASSAGES))
         timings = {}
 
+        qlang = lang.detect(text, default=self.index.lang)
+        searched, context = conversation.resolve(text, qlang, _turns(history))
+        translation = None
+        if qlang != self.index.lang:
+            t = time.perf_counter()
+            translation = self.translator.translate(searched, qlang, self.index.lang)
+            timings["translate"] = (time.perf_counter() - t) * 1000
+
         t = time.perf_counter()
-        query = self.retriever.query(text)
-        qlang = query.lang
+        query = self.retriever.query(text, qlang, translation.text if translation else None,
+                                     searched[len(text):] if context else "")
         timings["embed"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        hits = self.retriever.search(query, k=max(k, self.extractor.settings.passages), mode=mode)
+        prior = self._documents.get(context.source) if context else None
+        hits = self.retriever.search(query, k=max(k, self.extractor.settings.passages), mode=mode, prior=prior)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -101,5 +117,16 @@ class QA:
         return Result(
             question=text, lang=qlang, abstained=answer is None, answer=answer, passages=passages,
             message=MESSAGES["answer" if answer else "abstain"][qlang], timings_ms=timings,
-            notice=MESSAGES["truncated"][qlang] if truncated else None,
+            notice=MESSAGES["truncated"][qlang] if truncated else None, translation=translation, context=context,
         )
+
+
+def _turns(history) -> list[dict]:
+    """The conversation's turns as given by a caller (a list of {"question", "result"}), checked:
+    anything else is a QuestionError, not a crash deep in the engine."""
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(isinstance(t, dict) and isinstance(t.get("question", ""), str)
+                                                and isinstance(t.get("result") or {}, dict) for t in history):
+        raise QuestionError("history must be a list of {\"question\": ..., \"result\": ...} turns")
+    return history

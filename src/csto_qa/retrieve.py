@@ -19,12 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import analyze, lang
+from . import analyze
 from .embed import Embedder
+from .embed.base import normalise
+from .lang import detect
 from .index import Index
 
 MODES = ("hybrid", "dense", "bm25")
 _CAPITALISED = re.compile(r"\b[A-ZÀ-Ý]\w+")
+_ACRONYM = re.compile(r"\b[A-Z]{3,5}\b")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,12 @@ class RetrieveSettings:
     w_sentences: float = 0.5
     w_bm25: float = 1.5
     min_translation: float = 0.90  # word-to-word similarity (query: prefix on both) to accept a match
-    w_translated: float = 0.5  # a word reached only through a translation counts this much in Query.known
+    # a question asked in another language than the documents' and translated: the share of the
+    # translation's vector in the query vector (0: the question's own; 1: the translation's alone)
+    translation_blend: float = 0.3
+    translated_terms: bool = True  # the translation's words are BM25 terms and count in Query.known
+    # a follow-up's prior: the chunks of the document the earlier turn cited, as one more ranked list
+    w_prior: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Query:
     terms: list[str]  # stems, after bridging to the corpus vocabulary
     known: float  # share of the question's words found in the corpus vocabulary
     lang: str  # the question's language ("fr", "en")
+    translation: str | None = None  # the question in the documents' language, when it was translated
+    foreign: float = 0.0  # how much of ``vector`` is in another language than the documents' (0 to 1)
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,6 @@ class Hit:
     chunk: int
     score: float  # the score the ranking used (fused in hybrid mode)
     dense: float  # cosine similarity of the chunk to the question
-    lexical: float  # BM25 score (0 when no query word occurs)
 
 
 def top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -80,16 +89,17 @@ class Retriever:
         self._by_letters: dict[str, list[str]] = {}
         for term in vocab:
             self._by_initial.setdefault(term[0], []).append(term)
-            if 3 <= len(term) <= 5:
+            if 3 <= len(term) <= 5 and term.isalpha():
                 self._by_letters.setdefault("".join(sorted(term)), []).append(term)
 
-    def _spelling(self, term: str, name: bool) -> list[str]:
-        """Corpus terms for a question's stem: the stem itself if the corpus has it; the same acronym
-        in the other language's order (CSTO/OTSC, NATO/OTAN), even when the corpus has both; else,
-        for a name (capitalised), the name spelt a little differently (Bishkek/Bichkek,
-        Tashkent/Tachkent). A common word is not respelt: "countries" is not "contre"."""
+    def _spelling(self, term: str, name: bool, acronym: bool = False) -> list[str]:
+        """Corpus terms for a question's stem: the stem itself if the corpus has it; for an acronym
+        (written in capitals), the same letters in the other language's order (CSTO/OTSC,
+        NATO/OTAN), even when the corpus has both; else, for a name (capitalised), the name spelt a
+        little differently (Bishkek/Bichkek, Tashkent/Tachkent). A common word or a number is not
+        respelt: "countries" is not "contre", 2012 is not 2021."""
         found = [term] if term in self._vocab else []
-        if 3 <= len(term) <= 5:
+        if acronym:
             found += [t for t in self._by_letters.get("".join(sorted(term)), []) if t != term][:2]
         if not found and name and len(term) >= 5:
             found = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=2, cutoff=0.8)
@@ -108,22 +118,42 @@ class Retriever:
             out.append([t for t in terms if t in self._vocab])
         return out
 
-    def query(self, text: str) -> Query:
-        """Embed the question, and map its words to the corpus's terms for BM25 and coverage."""
+    def query(self, text: str, lang: str | None = None, translation: str | None = None, context: str = "") -> Query:
+        """Embed the question, and map its words to the corpus's terms for BM25 and coverage. A
+        translation into the documents' language adds its words and blends into the vector; so does
+        ``context``, the words a follow-up carries from earlier turns (conversation.resolve)."""
+        s = self.settings
+        question, text = text, text + context
         words = analyze.words(text)
         stems = [analyze.stem(w, self.index.lang) for w in words]
         names = set(analyze.words(" ".join(_CAPITALISED.findall(text))))
-        spelled = [self._spelling(s, w in names) for w, s in zip(words, stems)]
+        acronyms = {a.casefold() for a in _ACRONYM.findall(text)}
+        spelled = [self._spelling(st, w in names, w in acronyms) for w, st in zip(words, stems)]
         unknown = [w for w, found in zip(words, spelled) if not found and not w.isdigit()]
-        vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
-        translated = dict(zip(unknown, self._translations(vectors[1:])))
+        texts = [text, *([translation] if translation else []), *unknown]
+        vectors = self.embedder.embed_queries(texts)  # one call: the question, its translation, its unknown words
+        translated = dict(zip(unknown, self._translations(vectors[len(texts) - len(unknown):])))
         terms, known = [], 0.0
         for word, found in zip(words, spelled):
             bridged = translated.get(word, [])
             terms.extend(found or bridged)
-            known += 1.0 if found else self.settings.w_translated * bool(bridged)
-        return Query(text, vectors[0], terms, known / len(words) if words else 0.0,
-                     lang.detect(text, default=self.index.lang))
+            known += bool(found or bridged)
+        known = known / len(words) if words else 0.0
+        vector = vectors[0]
+        if translation:
+            if s.translated_terms:
+                t_words = analyze.words(translation)
+                t_names = set(analyze.words(" ".join(_CAPITALISED.findall(translation))))
+                t_acronyms = {a.casefold() for a in _ACRONYM.findall(translation)}
+                t_found = [self._spelling(analyze.stem(w, self.index.lang), w in t_names, w in t_acronyms)
+                           for w in t_words]
+                terms.extend(dict.fromkeys(t for found in t_found for t in found if t not in terms))
+                if t_words:
+                    known = max(known, sum(map(bool, t_found)) / len(t_words))
+            vector = normalise(((1 - s.translation_blend) * vectors[0] + s.translation_blend * vectors[1])[None])[0]
+        lang = lang or detect(question, default=self.index.lang)
+        foreign = 0.0 if lang == self.index.lang else 1.0 - s.translation_blend * bool(translation)
+        return Query(question, vector, terms, known, lang, translation, foreign)
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
@@ -157,7 +187,9 @@ class Retriever:
             fused[order] += weight / (self.settings.rrf_k + 1 + np.arange(len(order)))
         return fused
 
-    def search(self, query: Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: Query, k: int = 5, mode: str = "hybrid", prior: int | None = None) -> list[Hit]:
+        """The k best chunks; ``prior``: a document (index) to favour, the one a conversation's
+        earlier turn cited."""
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode '{mode}' (expected one of {', '.join(MODES)})")
         s = self.settings
@@ -170,9 +202,12 @@ class Retriever:
             lists = [(dense, s.w_chunks), (self._dense_sentences(q), s.w_sentences)]
             if mode == "hybrid":
                 lists.append((lexical, s.w_bm25 * query.known))
+            if prior is not None:
+                mine = np.fromiter((c.doc == prior for c in self.index.chunks), dtype=bool, count=len(self.index.chunks))
+                lists.append((np.where(mine, dense + 2.0, 0.0), s.w_prior))  # its chunks, best first
             fused = self._rrf(lists)
-        return [Hit(int(i), float(fused[i]), float(dense[i]) or self._similarity(query.vector, int(i)),
-                    float(lexical[i])) for i in top(fused, k)]
+        return [Hit(int(i), float(fused[i]), float(dense[i]) or self._similarity(query.vector, int(i)))
+                for i in top(fused, k)]
 
     def _similarity(self, vector: np.ndarray, chunk: int) -> float:
         return float(self.index.chunk_vectors.reconstruct(chunk) @ vector)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .conversation import Context
+    from .translate import Translation
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,18 @@ class Document:
     ends: OffsetMap
     line_starts: tuple[int, ...]  # offset in ``stored`` at which each stored line begins
     stored: str = ""
-    format: str = "text"  # text, markdown, html, pdf: how ``stored`` reads (cite.reading)
+    format: str = "text"  # the format's reader (formats.READERS): how ``stored`` reads (cite.reading)
+    units: tuple[int, ...] = ()  # offsets in ``stored`` where each page (PDF) or paragraph (.docx, .odt) begins
 
     def raw_span(self, start: int, end: int) -> tuple[int, int]:
         """The span of ``stored`` that ``text[start:end]`` was loaded from."""
         if end <= start:
             return self.starts.raw(start), self.starts.raw(start)
         return self.starts.raw(start), self.ends.raw(end - 1)
+
+    def unit(self, raw_start: int) -> int | None:
+        """The 1-based page or paragraph holding ``stored[raw_start]`` (None: not a paged format)."""
+        return bisect.bisect_right(self.units, raw_start) or None if self.units else None
 
     def lines(self, raw_start: int, raw_end: int) -> tuple[int, int]:
         """1-based first and last line of ``stored[raw_start:raw_end]``."""
@@ -85,6 +95,8 @@ class Passage:
     line_start: int
     line_end: int
     score: float
+    page: int | None = None  # of a PDF
+    paragraph: int | None = None  # of a .docx or .odt file
     chunk: int = field(default=-1, repr=False)
 
     def to_dict(self) -> dict:
@@ -104,6 +116,8 @@ class Answer:
     line_start: int
     line_end: int
     score: float
+    page: int | None = None  # of a PDF
+    paragraph: int | None = None  # of a .docx or .odt file
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +133,8 @@ class Result:
     message: str  # what to tell the user: the quote's lead-in, or why there is no answer
     timings_ms: dict[str, float]
     notice: str | None = None  # e.g. that an over-long question was truncated
+    translation: "Translation | None" = None  # the question in the documents' language, as also searched
+    context: "Context | None" = None  # what a follow-up was read with, from earlier turns
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +143,8 @@ class Result:
             "abstained": self.abstained,
             "answer": self.answer.to_dict() if self.answer else None,
             "passages": [p.to_dict() for p in self.passages],
+            "translation": self.translation.to_dict() if self.translation else None,
+            "context": self.context.to_dict() if self.context else None,
             "message": self.message,
             "notice": self.notice,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

@@ -8,12 +8,16 @@ HTML component sets ``innerHTML`` without sanitizing, so escaping here is the on
 
 import functools
 import html
+import json
 import re
 from pathlib import Path
 
 import gradio as gr
 
+from . import translate
 from .evaluate import GoldError, load_gold
+from .formats import SUFFIXES
+from .library import EditError, Library
 from .load import text_layer
 from .qa import MAX_QUESTION_CHARS, QA, QuestionError, clean_question
 from .retrieve import MODES
@@ -27,21 +31,26 @@ QUEUE_SIZE = 64
 MAX_REQUEST_CHARS = 100_000
 ENGINE = "engine"
 
-DEFAULT_EXAMPLES = "gold/gold_v1.jsonl"
+def examples_for(corpus: str | Path, sources: set[str], n: int = 5) -> list[str]:
+    """Example questions for the page, from a gold set beside the served corpus (in its folder's
+    parent or that parent's gold/ folder) whose every cited source is one of the corpus's documents:
+    French and English answerable dev questions in turn, and one the corpus cannot answer. None
+    when no such file is there: a user's own folder gets no CSTO examples."""
+    parent = Path(corpus).resolve().parent
+    for path in sorted([*parent.glob("*.jsonl"), *(parent / "gold").glob("*.jsonl")]):
+        try:
+            items = [g for g in load_gold(path) if not g.conversation]
+        except GoldError:
+            continue
+        cited = {s for g in items for s in g.sources}
+        if not items or not cited or not cited <= sources:
+            continue
+        dev = [g for g in items if g.split == "dev"]
+        by_lang = {lang: [g.question for g in dev if g.answerable and g.lang == lang] for lang in ("fr", "en")}
+        picked = [q for pair in zip(by_lang["fr"], by_lang["en"]) for q in pair][: max(n - 1, 0)]
+        return picked + [g.question for g in dev if g.kind == "off_topic"][:1]
+    return []
 
-
-def examples_from_gold(path: str | Path, n: int = 5) -> list[str]:
-    """Example questions for the page, taken from the corpus's own gold set (so they fit whatever
-    corpus is served): French and English answerable ones in turn, and one the corpus cannot answer."""
-    try:
-        items = load_gold(Path(path))
-    except GoldError:
-        return []
-    by_lang = {lang: [g.question for g in items if g.answerable and g.lang == lang and g.split != "test"]
-               for lang in ("fr", "en")}
-    picked = [q for pair in zip(by_lang["fr"], by_lang["en"]) for q in pair][: max(n - 1, 0)]
-    declined = [g.question for g in items if g.kind == "off_topic"]
-    return picked + declined[:1]
 
 TEXT = {
     "en": {
@@ -62,6 +71,8 @@ TEXT = {
         "open_doc": "Open the document",
         "line": "line {a}",
         "lines": "lines {a}–{b}",
+        "page": "p. {n}",
+        "paragraph": "paragraph {n}",
         "cite_title": "Passage {r} in the Sources panel",
         "sources_for": "Sources of the answer to",
         "related_for": "Closest passages to",
@@ -81,6 +92,18 @@ TEXT = {
         "legend_psg": "passage {r}",
         "as_stored": "in the file as stored",
         "busy": "Please wait for the current answer.",
+        "searched_as": "searched as:",
+        "understood": "understood with: {words} (from your question {turn})",
+        "ask_alone": "ask it again without the conversation",
+        "new_chat": "New conversation",
+        "documents": "Documents",
+        "doc_table": ["title", "file", "format", "size", "pages / paragraphs / lines", ""],
+        "left_out": "Left out of the index",
+        "remove": "remove",
+        "upload": "Add documents (.txt, .md, .html, .pdf, .docx, .odt)",
+        "read_only": "This server is read-only: start it with --allow-edits to add or remove documents.",
+        "indexing": "Indexing: {done} of {total} texts embedded",
+        "indexing_start": "Indexing…",
         "failed": "Could not answer: {msg}",
         "gone": "That item is no longer available.",
     },
@@ -102,6 +125,8 @@ TEXT = {
         "open_doc": "Ouvrir le document",
         "line": "ligne {a}",
         "lines": "lignes {a}–{b}",
+        "page": "p. {n}",
+        "paragraph": "paragraphe {n}",
         "cite_title": "Passage {r} dans le panneau Sources",
         "sources_for": "Sources de la réponse à",
         "related_for": "Passages les plus proches de",
@@ -121,6 +146,18 @@ TEXT = {
         "legend_psg": "passage {r}",
         "as_stored": "dans le fichier tel qu'il est stocké",
         "busy": "Attendez la réponse en cours.",
+        "searched_as": "recherché comme :",
+        "understood": "compris avec : {words} (de votre question {turn})",
+        "ask_alone": "la reposer sans la conversation",
+        "new_chat": "Nouvelle conversation",
+        "documents": "Documents",
+        "doc_table": ["titre", "fichier", "format", "taille", "pages / paragraphes / lignes", ""],
+        "left_out": "Laissés hors de l'index",
+        "remove": "retirer",
+        "upload": "Ajouter des documents (.txt, .md, .html, .pdf, .docx, .odt)",
+        "read_only": "Ce serveur est en lecture seule : lancez-le avec --allow-edits pour ajouter ou retirer des documents.",
+        "indexing": "Indexation : {done} textes sur {total} vectorisés",
+        "indexing_start": "Indexation…",
         "failed": "Impossible de répondre : {msg}",
         "gone": "Cet élément n'est plus disponible.",
     },
@@ -136,6 +173,8 @@ element.addEventListener('click', (event) => {
   const data = {turn: Number(button.dataset.turn), rank: Number(button.dataset.rank)};
   if (button.dataset.act === 'open_doc') trigger('open_doc', data);
   else if (button.dataset.act === 'show_sources') trigger('show_sources', data);
+  else if (button.dataset.act === 'ask_alone') trigger('ask_alone', data);
+  else if (button.dataset.act === 'remove_doc') trigger('remove_doc', {name: button.dataset.name});
 });
 // A panel updated while its tab is hidden has no layout yet: wait until it is shown.
 function reveal(tries) {
@@ -173,6 +212,13 @@ CSS = """
 .cq-a.cq-pending { border-left-color: #94a3b8; color: var(--body-text-color-subdued); font-style: italic; }
 .cq-a.cq-error { border-left-color: #b91c1c; background: #fdecec; color: #5b1010; }
 .cq-notice { font-size: .85rem; font-style: italic; margin-bottom: .3rem; }
+.cq-searched { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: .25rem; text-align: right; }
+.cq-docs table { width: 100%; border-collapse: collapse; font-size: .88rem; }
+.cq-docs td, .cq-docs th { text-align: left; padding: .3rem .4rem; border-bottom: 1px solid var(--border-color-primary); }
+.cq-progress { height: .5rem; background: var(--background-fill-secondary); border-radius: 4px; overflow: hidden; }
+.cq-progress > div { height: 100%; background: #2563eb; }
+.cq-context { font-size: .82rem; color: var(--body-text-color-subdued); margin-top: .35rem; display: flex;
+              flex-wrap: wrap; gap: .4rem; align-items: center; }
 mark.quote { background: #fdf0a6; color: #111827; padding: 0 1px; border-radius: 2px; }
 mark.psg { background: #dbe8fd; color: #111827; }
 mark.short { background: #fbbf24; color: #111827; font-weight: 700; }
@@ -231,6 +277,15 @@ def _t(lang: str) -> dict:
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _where(lang: str, cited: dict) -> str:
+    """Where a quote or passage is in its file: the page of a PDF, the paragraph of a Word or
+    OpenDocument file, else its lines."""
+    for unit in ("page", "paragraph"):
+        if cited.get(unit):
+            return _t(lang)[unit].format(n=cited[unit])
+    return _lines(lang, cited["line_start"], cited["line_end"])
 
 
 def _lines(lang: str, a: int, b: int) -> str:
@@ -300,7 +355,12 @@ def render_header(lang: str, n_docs: int) -> str:
 
 def _render_turn(i: int, turn: dict, lang: str) -> str:
     t = _t(lang)
-    question = f'<div class="cq-q"><span class="cq-who">{_esc(t["you"])}</span>{_esc(turn["question"])}</div>'
+    searched = ""
+    translation = (turn.get("result") or {}).get("translation")
+    if translation:  # the question in the documents' language, as it was also searched
+        searched = f'<div class="cq-searched">{_esc(t["searched_as"])} « {_esc(translation["text"])} »</div>'
+    question = (f'<div class="cq-q"><span class="cq-who">{_esc(t["you"])}</span>{_esc(turn["question"])}</div>'
+                f'{searched}')
     if turn["status"] == "pending":
         reply = f'<div class="cq-a cq-pending">{_esc(t["searching"])}</div>'
     elif turn["status"] == "error":
@@ -316,7 +376,7 @@ def _render_turn(i: int, turn: dict, lang: str) -> str:
             quote = highlight(a["quote"], _answer_spans(a, a["quote"])[1:])
             ref = _button("cq-link", "open_doc", i, 0,
                           f'<span class="cq-file">{_esc(a["source"])}</span> · '
-                          f'{_esc(_lines(r["lang"], a["line_start"], a["line_end"]))} — {_esc(t["open_doc"])}')
+                          f'{_esc(_where(r["lang"], a))} — {_esc(t["open_doc"])}')
             reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}</div>'
                      f'<div class="cq-quote">« {quote} »{markers}</div>'
                      f'<div class="cq-ref">{ref}<span>{_esc(a["title"])}</span></div></div>')
@@ -325,6 +385,11 @@ def _render_turn(i: int, turn: dict, lang: str) -> str:
             reply = (f'<div class="cq-a cq-abstain">{notice}'
                      f'<div class="cq-lead">∅ {_esc(t["not_in_sources"])}</div>'
                      f'<p>{_esc(r["message"])}</p><div class="cq-ref">{related}</div></div>')
+        context = r.get("context")
+        if context:  # what the follow-up was read with, and the way to ask it alone
+            words = ", ".join(context["carried"][:6]) + (", …" if len(context["carried"]) > 6 else "")
+            reply += (f'<div class="cq-context"><span>{_esc(t["understood"].format(words=words, turn=context["from_turn"]))}'
+                      f'</span>{_button("cq-link", "ask_alone", i, 0, _esc(t["ask_alone"]))}</div>')
     return f'<div class="cq-turn">{question}{reply}</div>'
 
 
@@ -360,7 +425,7 @@ def render_sources(i: int, result: dict, focus_rank: int = 0) -> str:
             f'<div class="cq-card{" cq-has-quote" if chip else ""}"{focus}>'
             f'<div class="cq-meta"><span class="cq-rank">[{p["rank"]}]</span>'
             f'<span class="cq-file">{_esc(p["source"])}</span>'
-            f'<span>{_esc(_lines(lang, p["line_start"], p["line_end"]))}</span>'
+            f'<span>{_esc(_where(lang, p))}</span>'
             f'<span>score {p["score"]:.3f}</span>{chip}</div>'
             f'<div class="cq-title">{_esc(p["title"])}</div>'
             f'<div class="cq-text">{highlight(p["text"], spans)}</div>'
@@ -394,11 +459,38 @@ def render_document(doc, view, result: dict, rank: int) -> str:
         if any(c == css for _, _, c in spans):
             legend.append(f'<mark class="{css}">{_esc(t["legend_" + css])}</mark>')
     head = (f'<div class="cq-panel-head"><div class="cq-meta"><span class="cq-file">{_esc(doc.source)}</span>'
-            f'<span>{_esc(_lines(lang, place["line_start"], place["line_end"]))} {_esc(t["as_stored"])}</span></div>'
+            f'<span>{_esc(_where(lang, place))} {_esc(t["as_stored"])}</span></div>'
             f'<div class="cq-title">{_esc(doc.title)}</div>'
             f'<div class="cq-legend">{_esc(t["legend"])} {" ".join(legend)}</div></div>')
     body = highlight(view.text, spans, focus=view_span(view, place["start"], place["end"])[0])
     return f'{head}<div class="cq-scroll"><div class="cq-doc">{body}</div></div>'
+
+
+def render_documents(rows: list[dict], problems: dict[str, str], lang: str, editable: bool) -> str:
+    """The corpus: every indexed document, and the files left out with their reasons."""
+    t = _t(lang)
+    head = "".join(f"<th>{_esc(h)}</th>" for h in t["doc_table"][: 6 if editable else 5])
+    body = []
+    for r in rows:
+        remove = (f'<td><button type="button" class="cq-link" data-act="remove_doc" data-name="{_esc(r["source"])}">'
+                  f'{_esc(t["remove"])}</button></td>') if editable else ""
+        body.append(f'<tr><td>{_esc(r["title"])}</td><td class="cq-file">{_esc(r["source"])}</td>'
+                    f'<td>{_esc(r["format"])}</td><td>{r["size"] / 1024:,.1f} kB</td><td>{_esc(r["units"])}</td>{remove}</tr>')
+    out = f'<div class="cq-docs"><table><tr>{head}</tr>{"".join(body)}</table>'
+    if problems:
+        items = "".join(f'<li><span class="cq-file">{_esc(n)}</span>: {_esc(reason)}</li>' for n, reason in problems.items())
+        out += f'<div class="cq-warn">{_esc(t["left_out"])}:<ul>{items}</ul></div>'
+    return out + "</div>"
+
+
+def render_progress(progress, lang: str) -> str:
+    if not progress.running:
+        return f'<div class="cq-stats">{_esc(progress.message)}</div>' if progress.message else ""
+    t = _t(lang)
+    share = progress.done / progress.total if progress.total else 0.0
+    label = t["indexing"].format(done=progress.done, total=progress.total) if progress.total else t["indexing_start"]
+    return (f'<div class="cq-stats" role="status">{_esc(label)}</div>'
+            f'<div class="cq-progress"><div style="width: {share:.0%}"></div></div>')
 
 
 def _empty(text: str) -> str:
@@ -417,20 +509,30 @@ def _check_size(question) -> None:
                        f"(only the first {MAX_QUESTION_CHARS:,} are used)", title="csto-qa", print_exception=False)
 
 
-def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks:
-    docs = {d.source: d for d in qa.index.documents}
+def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str | Path | None = None,
+              library: Library | None = None) -> gr.Blocks:
+    """The page over ``qa`` (through ``library``, which swaps in a new index after the corpus
+    changes); its example questions are ``examples``, else those of a gold set beside ``corpus``
+    (examples_for)."""
+    library = library or Library(qa, Path(corpus or "."), qa.index.path, log=log)
+
+    def docs() -> dict:
+        return {d.source: d for d in library.qa.index.documents}
 
     @functools.lru_cache(maxsize=16)
-    def view(source: str):
-        return text_layer(docs[source].stored, docs[source].format)[0]
-    examples_list = examples_from_gold(DEFAULT_EXAMPLES) if examples is None else list(examples)
+    def view(source: str, generation: int):
+        doc = docs()[source]
+        return text_layer(doc.stored, doc.format)[0]
+    if examples is None:
+        examples = examples_for(corpus, set(docs())) if corpus is not None else []
+    examples_list = list(examples)
 
     def chrome(lang: str) -> tuple:
         """The fixed parts of the page, relabelled in ``lang``."""
         t = _t(lang)
-        return (render_header(lang, len(docs)), gr.update(placeholder=t["placeholder"], submit_btn=t["ask"]),
+        return (render_header(lang, len(library.qa.index.documents)), gr.update(placeholder=t["placeholder"], submit_btn=t["ask"]),
                 gr.update(label=t["examples"]), gr.update(label=t["settings"]), gr.update(label=t["k"]),
-                gr.update(label=t["mode"], info=t["mode_info"]))
+                gr.update(label=t["mode"], info=t["mode_info"]), gr.update(value=t["new_chat"]))
 
     def init(request: gr.Request):
         lang = _lang_from(request)
@@ -440,12 +542,27 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
     def ask_api(question: str) -> dict:
         _check_size(question)
         try:
-            return qa.ask(question).to_dict()
+            return library.qa.ask(question).to_dict()
         except QuestionError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def start_turn(question: str, history: list[dict], lang: str):
-        """Shows the question at once, before waiting for a free slot of the engine."""
+    def chat_api(question: str, history: str) -> dict:
+        """The question read with the conversation before it: ``history`` is a JSON list of
+        {"question": ..., "result": <an earlier answer object, or null>}, oldest first."""
+        _check_size(question)
+        try:
+            turns = json.loads(history) if isinstance(history, str) and history.strip() else (history or [])
+        except ValueError:
+            raise gr.Error("history must be a JSON list of {\"question\", \"result\"} turns",
+                           print_exception=False) from None
+        try:
+            return library.qa.ask(question, history=turns).to_dict()
+        except QuestionError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def start_turn(question: str, history: list[dict], lang: str, alone: bool = False):
+        """Shows the question at once, before waiting for a free slot of the engine. ``alone``: it is
+        asked without the conversation before it."""
         if any(turn["status"] == "pending" for turn in history):
             raise gr.Error(_t(lang)["busy"], title="csto-qa")
         _check_size(question)
@@ -453,8 +570,13 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
             text, _ = clean_question(question)
         except QuestionError as exc:
             raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
-        history = [*history, {"question": text, "asked": question, "status": "pending", "result": None, "error": None}]
+        history = [*history, {"question": text, "asked": question, "status": "pending", "result": None, "error": None,
+                              "alone": alone}]
         return history, render_chat(history, lang), ""
+
+    def ask_alone(history: list[dict], lang: str, evt: gr.EventData):
+        i, _, _ = find(history, lang, evt)
+        return start_turn(history[i]["asked"], history, lang, alone=True)[:2]
 
     def run_turn(history: list[dict], k: int, mode: str, lang: str):
         if not history or history[-1]["status"] != "pending":
@@ -462,7 +584,9 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
         turn = dict(history[-1])
         i = len(history) - 1
         try:
-            result = qa.ask(turn["asked"], k=int(k), mode=mode).to_dict()
+            earlier = [] if turn.get("alone") else [{"question": t["question"], "result": t["result"]}
+                                                    for t in history[:-1]]
+            result = library.qa.ask(turn["asked"], history=earlier, k=int(k), mode=mode).to_dict()
             result["mode"] = mode
             turn.update(status="done", result=result)
             lang = result["lang"]
@@ -495,18 +619,53 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
             raise gr.Error(_t(result["lang"])["gone"], title="csto-qa", print_exception=False)
         source = result["answer"]["source"] if rank == 0 else next(
             p["source"] for p in result["passages"] if p["rank"] == rank)
-        return render_document(docs[source], view(source), result, rank), gr.Tabs(selected="document")
+        current = docs()
+        if source not in current:  # removed since, or a forged history: nothing else is ever shown
+            raise gr.Error(_t(lang)["gone"], title="csto-qa", print_exception=False)
+        return (render_document(current[source], view(source, library.progress.changes), result, rank),
+                gr.Tabs(selected="document"))
+
+    def documents_page(lang: str):
+        rows, problems = library.documents()
+        return render_documents(rows, problems, lang, library.allow_edits), render_progress(library.progress, lang)
+
+    def upload(files, lang: str):
+        try:
+            lines = library.add([(Path(f).name, Path(f)) for f in files or []])
+        except EditError as exc:
+            raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
+        refused = [line for line in lines if not line.startswith("added ")]
+        if refused:
+            gr.Warning("\n".join(refused), title="csto-qa")
+        return None, *documents_page(lang)
+
+    def remove(lang: str, evt: gr.EventData):
+        try:
+            library.remove(str((evt._data or {}).get("name", "")))
+        except EditError as exc:
+            raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
+        return documents_page(lang)
+
+    def tick(lang: str, seen: int):
+        """Every second: the progress bar, and the list once a new index is in."""
+        if library.progress.changes == seen and not library.progress.running:
+            return gr.update(), render_progress(library.progress, lang), seen, gr.update()
+        rows, problems = library.documents()
+        return (render_documents(rows, problems, lang, library.allow_edits), render_progress(library.progress, lang),
+                library.progress.changes, render_header(lang, len(library.qa.index.documents)))
 
     with gr.Blocks(title="csto-qa", analytics_enabled=False) as app:
         history = gr.State([])
         lang = gr.State("en")
-        header = gr.HTML(render_header("en", len(docs)), js_on_load=None)
+        header = gr.HTML(render_header("en", len(docs())), js_on_load=None)
+        generation = gr.State(0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=360):
                 chat = gr.HTML(render_chat([], "en"), elem_id="chat", js_on_load=_JS_CHAT, container=True,
                                padding=True)
                 box = gr.Textbox(show_label=False, placeholder=TEXT["en"]["placeholder"], submit_btn=TEXT["en"]["ask"],
                                  autofocus=True, elem_id="question", lines=1, max_lines=4)
+                new_chat = gr.Button(TEXT["en"]["new_chat"], size="sm", variant="secondary", elem_id="new-chat")
                 examples = gr.Dataset(components=[box], samples=[[q] for q in examples_list], type="index",
                                       label=TEXT["en"]["examples"], layout="gallery", visible=bool(examples_list))
                 with gr.Accordion(TEXT["en"]["settings"], open=False) as settings:
@@ -519,8 +678,17 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
                                           js_on_load=_JS_PANEL)
                     with gr.Tab("Document", id="document", render_children=True):
                         viewer = gr.HTML(_empty(TEXT["en"]["doc_empty"]), elem_id="viewer", js_on_load=_JS_PANEL)
+                    with gr.Tab("Documents", id="documents", render_children=True):
+                        progress = gr.HTML("", elem_id="indexing")
+                        uploads = gr.File(file_count="multiple", label=TEXT["en"]["upload"], elem_id="upload",
+                                          type="filepath", file_types=sorted(SUFFIXES), visible=library.allow_edits)
+                        if not library.allow_edits:
+                            gr.HTML(f'<div class="cq-stats">{_esc(TEXT["en"]["read_only"])}</div>')
+                        documents = gr.HTML(render_documents(*library.documents(), "en", library.allow_edits),
+                                            elem_id="documents", js_on_load=_JS_PANEL)
+                timer = gr.Timer(1.0)
 
-        fixed = [header, box, examples, settings, k, mode]
+        fixed = [header, box, examples, settings, k, mode, new_chat]
         quick = dict(concurrency_limit=None, api_visibility="private")
         app.load(init, None, [lang, chat, sources, viewer, *fixed], **quick)
         ask_steps = dict(
@@ -535,7 +703,15 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None) -> gr.Blocks
         for panel in (chat, sources):
             panel.open_doc(open_doc, [history, lang], [viewer, tabs], **quick)
         chat.show_sources(show_sources, [history, lang], [sources, tabs], **quick)
+        chat.ask_alone(ask_alone, [history, lang], [history, chat], **quick).success(**ask_steps)
+        uploads.upload(upload, [uploads, lang], [uploads, documents, progress], concurrency_limit=None,
+                       api_visibility="private")
+        documents.remove_doc(remove, [lang], [documents, progress], **quick)
+        timer.tick(tick, [lang, generation], [documents, progress, generation, header], show_progress="hidden", **quick)
+        new_chat.click(lambda lang: ([], render_chat([], lang), _empty(_t(lang)["sources_empty"]),
+                                     _empty(_t(lang)["doc_empty"])), [lang], [history, chat, sources, viewer], **quick)
         gr.api(ask_api, api_name="ask", concurrency_limit=ENGINE_CONCURRENCY, concurrency_id=ENGINE)
+        gr.api(chat_api, api_name="chat", concurrency_limit=ENGINE_CONCURRENCY, concurrency_id=ENGINE)
     return app.queue(default_concurrency_limit=ENGINE_CONCURRENCY, max_size=QUEUE_SIZE)
 
 
@@ -545,8 +721,15 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, blo
                       show_error=False, quiet=not block)
 
 
-def serve(corpus="corpus", index="index", embedder=None, host="127.0.0.1", port=7860, log=print) -> None:
+def serve(corpus="corpus", index="index", embedder=None, host="127.0.0.1", port=7860, log=print,
+          translator=None, allow_edits: bool = False, watch: bool = False) -> None:
     log(f"csto-qa: opening the index in {index} (the first start builds it: about a minute, progress below)")
-    qa = QA.open(corpus, index, embedder=embedder, log=log)
-    log(f"csto-qa: {len(qa.index.documents)} documents ready; starting the web interface on http://{host}:{port}")
-    launch(build_app(qa, log), host, port)
+    qa = QA.open(corpus, index, embedder=embedder, log=log, translator=translator)
+    log(f"csto-qa: {translate.status(qa.translator)}")
+    library = Library(qa, Path(corpus), Path(index), embedder, allow_edits=allow_edits, log=log)
+    if watch:
+        library.watch()
+        log(f"csto-qa: watching {corpus}: files added, changed or removed there are indexed in the background")
+    log(f"csto-qa: {len(qa.index.documents)} documents ready ({'documents can be added and removed from the page' if allow_edits else 'read-only'}); "
+        f"starting the web interface on http://{host}:{port}")
+    launch(build_app(qa, log, corpus=corpus, library=library), host, port)

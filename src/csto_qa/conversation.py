@@ -1,0 +1,101 @@
+"""Conversation, a step of its own: a follow-up question is read with the turns before it.
+
+No language model rewrites the question. A question *depends* on the conversation when it refers to
+something it does not name (a pronoun or demonstrative: "qui en est le secrétaire général ?", "who
+said that?"), continues the last one ("et en 2022 ?", "and Armenia?"), or holds too little of its own
+to search on ("pourquoi ?", "dans quelle ville ?"); a question that names a subject of its own (a
+capitalised name) and does none of that stands on its own, and is answered exactly as without a
+conversation. A dependent question is searched with what it lacks carried over from the last turn
+that had something to carry: that turn's names and words (with what it had itself carried), and the
+short answer it was given (a person, a place); the document that turn cited is a prior for the
+search. The question's own type is kept (it is still "where?" that is asked). Only the last
+TURNS_READ turns are read. What was carried, and from which turn, is part of the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import analyze
+
+TURNS_READ = 3
+SHORT = 2  # a question with this many content words or fewer says too little to search on
+OWN = 3  # a question with more content words than this names enough to stand, "it" or "ce" aside
+
+# Words that point back at something named earlier. A person ("elle", "she", "lui") or a statement
+# ("cela", "who said that?") points back even in a question naming other things ("Qu'a-t-il dit à
+# Moscou ?" aside); a thing ("it", "its", "ce", "en", "l'ont"), and a pronoun after its verb ("Que
+# craint-il ?", "Quand l'OTSC a-t-elle été fondée ?": the subject may stand before the verb), only in
+# a question naming nothing ("What did article 6 of the CIS agreement require of its members?" names
+# its own subject).
+_PERSON = {
+    "fr": re.compile(r"(?<![-'’])\b(?:il|elle|ils|elles|lui|cela|ça)\b", re.IGNORECASE),
+    "en": re.compile(r"\b(?:he|him|his|she|her|hers)\b|\bthat\s*\?|\b(?:said|say|says|did|was|is|about|after|"
+                     r"before)\s+that\b", re.IGNORECASE),
+}
+_THING = {
+    "fr": re.compile(r"\b(?:leur|leurs|son|sa|ses|ce|cet|cette|ces|celui|celle|ceux|celles|ceci|lequel|laquelle|"
+                     r"lesquels|lesquelles|y)\b|\ben\s+(?:est|sont|font|fait|a|ont|était|compte|comptait)\b|"
+                     r"\bl['’](?:a|ont|avait|avaient|est)\b|-(?:t-)?(?:il|elle|ils|elles)\b", re.IGNORECASE),
+    "en": re.compile(r"\b(?:it|its|they|them|their|these|those|this)\b", re.IGNORECASE),
+}
+_CONTINUES = {
+    "fr": re.compile(r"^\s*(?:et|mais|puis|alors|ensuite)\b", re.IGNORECASE),
+    "en": re.compile(r"^\s*(?:and|but|then|what about|how about)\b", re.IGNORECASE),
+}
+_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-ZÀ-Ý][\w'’-]+|[A-Z]{2,})")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a follow-up was read with: words carried from an earlier turn, that turn's number
+    (1-based, in the history given) and the document it cited."""
+
+    carried: tuple[str, ...]
+    from_turn: int
+    source: str | None
+
+    def to_dict(self) -> dict:
+        return {"used": True, "carried": list(self.carried), "from_turn": self.from_turn}
+
+
+def depends(question: str, lang: str) -> bool:
+    """The question needs the conversation to be understood."""
+    lang = lang if lang in _PERSON else "en"
+    if _CONTINUES[lang].search(question) or _PERSON[lang].search(question):
+        return True
+    words = len(analyze.words(question))
+    if _NAME.search(question) or words > OWN:  # it names its own subject
+        return False
+    return bool(_THING[lang].search(question)) or words <= SHORT
+
+
+def _subject(turn: dict) -> tuple[list[str], list[str], str | None]:
+    """What an earlier turn was about: the names it asked about, carried or was answered with (a
+    person, a place), the other words of its question, and the document it cited."""
+    result = turn.get("result") or {}
+    question = turn.get("question", "")
+    carried = list((result.get("context") or {}).get("carried", []))
+    answer = result.get("answer") or {}
+    names = [*_NAME.findall(question), *(c for c in carried if c[:1].isupper()),
+             *([answer["short_answer"]] if answer.get("short_answer") else [])]
+    named = {w for name in names for w in analyze.words(name)}
+    words = [w for w in re.findall(r"[\w'’-]+", question) if analyze.words(w) and not named.issuperset(analyze.words(w))]
+    return list(dict.fromkeys(names)), words, answer.get("source")
+
+
+def resolve(question: str, lang: str, history: list[dict]) -> tuple[str, Context | None]:
+    """The text to search for ``question``: itself when it stands on its own (no context), else
+    itself followed by what it lacks from the last turn that has something to carry: its names
+    (asked about, carried, or answered with), and the words of its question."""
+    if not history or not depends(question, lang):
+        return question, None
+    own = set(analyze.words(question))
+    first = max(0, len(history) - TURNS_READ)
+    for n in range(len(history) - 1, first - 1, -1):
+        names, words, source = _subject(history[n])
+        carried = tuple(w for w in [*names, *words] if not own.issuperset(analyze.words(w)))
+        if carried:
+            return f"{question} {' '.join(carried)}", Context(carried, n + 1, source)
+    return question, None

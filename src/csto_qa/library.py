@@ -1,0 +1,237 @@
+"""The served corpus as the server's state: what it holds, files added and removed from the browser, and
+the index rebuilt in the background when it changes.
+
+- An upload enters the corpus folder under a safe name (the client's path is never trusted: only its
+  last component, in Unicode NFC, with characters outside letters, digits, spaces and ``._-()``
+  replaced, no leading dot; an existing name gets " (2)", " (3)"...), after a check of what it is:
+  its size (MAX_FILE_BYTES), and the whole loader run on it in a private folder, so a file is
+  admitted only when it would be indexed (type by content, not extension: "%PDF", a Word or
+  OpenDocument ZIP with its parts, text in a known encoding; archives guarded against decompression
+  bombs). It is written aside (a hidden file) and renamed into place.
+- A removal names a file the corpus lists; nothing else can be removed.
+- Any change starts a rebuild in a child process (spawned, at a lower priority: questions keep their
+  CPU), which embeds only what changed; questions are answered from the previous generation until the
+  new one is opened and swapped in. ``watch`` polls the folder for changes made by other means.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .formats import MAX_FILE_BYTES, READERS, SUFFIXES
+from .index import read_manifest, staleness
+from .load import LoadError, corpus_files, load_file
+from .qa import QA
+
+BUILD_NICENESS = 10
+WATCH_SECONDS = 2.0
+
+
+class EditError(ValueError):
+    """An upload or a removal refused; the message says why, for the user."""
+
+
+def safe_name(client_name: str, existing: set[str]) -> str:
+    """A file name for an upload: the last component of what the client sent, made harmless, and new."""
+    name = unicodedata.normalize("NFC", re.split(r"[\\/]", str(client_name))[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # controls, bidi overrides
+    name = re.sub(r"[^\w .()-]", "_", name).strip(" .")
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() not in SUFFIXES:
+        raise EditError(f"{client_name!r}: unsupported file type '{suffix or '(none)'}' "
+                        f"(accepted: {', '.join(sorted(SUFFIXES))})")
+    stem = stem[:100] or "document"
+    candidate, n = f"{stem}{suffix.lower()}", 1
+    while candidate in existing:
+        n += 1
+        candidate = f"{stem} ({n}){suffix.lower()}"
+    return candidate
+
+
+@dataclass
+class Progress:
+    """The background rebuild, as the page shows it."""
+
+    running: bool = False
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    changes: int = 0  # generation counter: bumped each time a new index is swapped in
+    errors: list[str] = field(default_factory=list)
+
+
+def _build(corpus: str, index: str, embedder: str | None, messages) -> None:
+    """The child process: a build at a lower priority, reporting its progress."""
+    os.nice(BUILD_NICENESS)
+    from .embed import create
+    from .index import build
+
+    try:
+        report = build(Path(corpus), Path(index), create(embedder, log=lambda *_: None),
+                       progress=lambda done, total: messages.put(("progress", done, total)), log=lambda *_: None)
+        messages.put(("done", report.files, len(report.embedded_files)))
+    except Exception as exc:  # noqa: BLE001 - reported to the page, the previous index stays
+        messages.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], 0))
+
+
+class Library:
+    def __init__(self, qa: QA, corpus: Path, index: Path, embedder: str | None = None, allow_edits: bool = False,
+                 log=print):
+        self.qa = qa
+        self.corpus, self.index = Path(corpus), Path(index)
+        self.embedder = embedder
+        self.allow_edits = allow_edits
+        self.log = log
+        self.progress = Progress()
+        self._lock = threading.Lock()
+        self._again = False
+
+    # --- what it holds ---------------------------------------------------------------------
+
+    def documents(self) -> tuple[list[dict], dict[str, str]]:
+        """The indexed documents (title, file, format, size, pages or paragraphs) and the files left out
+        with their reasons."""
+        problems = {}
+        try:
+            problems = {k: v["reason"] for k, v in read_manifest(self.index)["problems"].items()}
+        except Exception:  # noqa: BLE001 - a missing manifest lists no problems
+            pass
+        rows = []
+        for doc in self.qa.index.documents:
+            path = self.corpus / doc.source
+            unit = READERS[doc.format].unit
+            rows.append({"source": doc.source, "title": doc.title, "format": doc.format,
+                         "size": path.stat().st_size if path.exists() else 0,
+                         "units": f"{len(doc.units)} {unit}s" if unit else f"{len(doc.line_starts)} lines"})
+        return rows, problems
+
+    # --- edits -------------------------------------------------------------------------------
+
+    def add(self, uploads: list[tuple[str, Path]]) -> list[str]:
+        """Admits each (client name, temporary path) or says why not; starts a rebuild when any was
+        admitted. Returns one line per file."""
+        self._editable()
+        lines, added = [], 0
+        for client_name, path in uploads:
+            try:
+                name = self._admit(client_name, Path(path))
+                lines.append(f"added {name}")
+                added += 1
+            except EditError as exc:
+                lines.append(str(exc))
+        if added:
+            self.rebuild()
+        return lines
+
+    def _admit(self, client_name: str, path: Path) -> str:
+        existing = {p.name for p in self.corpus.iterdir()}
+        name = safe_name(client_name, existing)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise EditError(f"{client_name!r}: the upload did not arrive") from None
+        if size > MAX_FILE_BYTES:
+            raise EditError(f"{client_name!r}: too large ({size / 2**20:.0f} MB, over {MAX_FILE_BYTES // 2**20} MB)")
+        with tempfile.TemporaryDirectory(prefix="csto-qa-upload-") as tmp:
+            trial = Path(tmp) / name
+            shutil.copyfile(path, trial)
+            try:
+                load_file(trial, Path(tmp))  # every check the build makes, on this file alone
+            except LoadError as exc:
+                raise EditError(f"{client_name!r} refused: {exc}") from None
+            hidden = self.corpus / f".{name}.upload"  # hidden files are not part of the corpus
+            shutil.copyfile(trial, hidden)
+            os.replace(hidden, self.corpus / name)
+        self.log(f"csto-qa: added {name} to {self.corpus}")
+        return name
+
+    def remove(self, name: str) -> str:
+        self._editable()
+        listed = {p.relative_to(self.corpus).as_posix() for p in corpus_files(self.corpus)}
+        if name not in listed or not (self.corpus / name).is_file():
+            raise EditError(f"{name!r} is not a document of this corpus")
+        (self.corpus / name).unlink()
+        self.log(f"csto-qa: removed {name} from {self.corpus}")
+        self.rebuild()
+        return f"removed {name}"
+
+    def _editable(self) -> None:
+        if not self.allow_edits:
+            raise EditError("this server is read-only: start it with --allow-edits to add or remove documents")
+
+    # --- rebuilding ------------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Starts a background rebuild, or asks the running one to be followed by another."""
+        with self._lock:
+            if self.progress.running:
+                self._again = True
+                return
+            self.progress.running, self.progress.done, self.progress.total = True, 0, 0
+            self.progress.message = "indexing"
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+            messages = context.Queue()
+            child = context.Process(target=_build, args=(str(self.corpus), str(self.index), self.embedder, messages),
+                                    daemon=True)
+            child.start()
+            outcome = None
+            while outcome is None:
+                try:
+                    kind, a, b = messages.get(timeout=0.5)
+                except queue.Empty:
+                    if not child.is_alive():
+                        outcome = ("error", f"the build process ended ({child.exitcode})", 0)
+                    continue
+                if kind == "progress":
+                    self.progress.done, self.progress.total = a, b
+                else:
+                    outcome = (kind, a, b)
+            child.join()
+            if outcome[0] == "done":
+                self.qa = QA.open(self.corpus, self.index, self.qa.embedder, extract=self.qa.extractor.settings,
+                                  progress=False, log=self.log, translator=self.qa.translator)
+                self.progress.changes += 1
+                self.progress.message = f"index ready: {outcome[1]} documents ({outcome[2]} embedded)"
+            else:
+                self.progress.errors.append(outcome[1])
+                self.progress.message = f"indexing failed: {outcome[1]} (the previous index stays in use)"
+            self.log(f"csto-qa: {self.progress.message}")
+            with self._lock:
+                if not self._again:
+                    self.progress.running = False
+                    return
+                self._again = False
+
+    def watch(self, seconds: float = WATCH_SECONDS) -> threading.Thread:
+        """Polls the corpus folder and rebuilds when its files changed (added, removed, modified)."""
+        def loop():
+            while True:
+                time.sleep(seconds)
+                if self.progress.running:
+                    continue
+                try:
+                    reason = staleness(self.corpus, self.qa.index.manifest, self.qa.embedder.identity, None)
+                except Exception as exc:  # noqa: BLE001 - a folder gone missing, say: keep serving
+                    reason = None
+                    self.log(f"csto-qa: cannot watch {self.corpus}: {exc}")
+                if reason:
+                    self.log(f"csto-qa: {reason}: indexing in the background")
+                    self.rebuild()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
