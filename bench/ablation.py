@@ -42,17 +42,6 @@ def _no_bridge(self, vectors):
     return [[] for _ in range(len(vectors))]
 
 
-def _no_respelling(self, term, name, acronym=False):
-    return [term] if term in self._vocab else []
-
-
-def _no_acronym_order(self, term, name, acronym=False):
-    found = [term] if term in self._vocab else []
-    if not found and name and len(term) >= 5:
-        found = rt.difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=2, cutoff=0.8)
-    return found
-
-
 def _no_known_scaling(search):
     def search_with_full_vote(self, query, k=5, mode="hybrid", prior=None):
         return search(self, dataclasses.replace(query, known=1.0), k, mode, prior)
@@ -79,10 +68,7 @@ ABLATIONS = [
     ("dense sentences-in-context list (w_sentences)", {}, {"w_sentences": 0.0}, []),
     ("BM25 list (w_bm25)", {}, {"w_bm25": 0.0}, []),
     ("BM25 vote scaled by the known share of the question", {}, {}, [(rt.Retriever, "search", lambda f: _no_known_scaling(f))]),
-    ("acronym in the other language's order (CSTO/OTSC)", {}, {}, [(rt.Retriever, "_spelling", lambda f: _no_acronym_order)]),
-    ("names respelt to the corpus's spelling", {}, {}, [(rt.Retriever, "_spelling", lambda f: _no_respelling)]),
     ("word bridge by word embeddings (min_translation)", {}, {}, [(rt.Retriever, "_translations", lambda f: _no_bridge)]),
-    ("translation blended into the query vector", {}, {"translation_blend": 0.0}, []),
     ("translation's words as BM25 terms", {}, {"translated_terms": False}, []),
     ("sentence similarity (w_sentence)", {"w_sentence": 0.0}, {}, []),
     ("sentence-in-context similarity (w_context)", {"w_context": 0.0}, {}, []),
@@ -100,7 +86,7 @@ ABLATIONS = [
     ("keyword query naming a unit is an amount query", {}, {}, [(ex, "answer_type", lambda f: ex.question_type)]),
     ("numbers that count nothing (footnotes, years, issue numbers)", {}, {}, [(ex, "_NOT_COUNTS", lambda f: [])]),
     ("relevance abstention (min_relevance)", {"min_relevance": -1.0}, {}, []),
-    ("lower bar for untranslated cross-lingual questions (cross_lingual)", {"cross_lingual": 0.0}, {}, []),
+    ("lower bar for questions in the other language (cross_lingual)", {"cross_lingual": 0.0}, {}, []),
 ]
 
 

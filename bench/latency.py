@@ -43,14 +43,14 @@ class TimedEmbedder(Embedder):
         self.inner, self.identity, self.dim = inner, inner.identity, inner.dim
         self.ms, self.texts = 0.0, 0
 
-    def embed_queries(self, texts):
+    def embed_queries(self, texts, progress=None):
         t = time.perf_counter()
-        out = self.inner.embed_queries(texts)
+        out = self.inner.embed_queries(texts, progress)
         self.ms, self.texts = (time.perf_counter() - t) * 1000, len(texts)
         return out
 
-    def embed_passages(self, texts):
-        return self.inner.embed_passages(texts)
+    def embed_passages(self, texts, progress=None):
+        return self.inner.embed_passages(texts, progress)
 
 
 def clocked(fn, *args, **kwargs):
@@ -79,7 +79,9 @@ def one_question(qa: QA, retriever: Retriever, timed: TimedEmbedder, question: s
     hits, ms = clocked(retriever.search, query, k=max(5, qa.extractor.settings.passages))
     times["search (whole)"].append(ms)
     times["extract"].append(clocked(qa.extractor.extract, hits, query)[1])
-    for key, value in qa.ask(question).timings_ms.items():
+    result = qa.ask(question)
+    times[f"ask.total, {result.lang} questions"].append(result.timings_ms["total"])
+    for key, value in result.timings_ms.items():
         times[f"ask.{key}"].append(value)
 
 
@@ -105,7 +107,8 @@ def main() -> None:
 
     stages = ["question embedding alone", "query: embedding", "query: terms", "search: dense chunks",
               "search: dense sentences", "search: bm25", "search: rrf fusion", "search (whole)", "extract",
-              "ask.embed", "ask.retrieve", "ask.extract", "ask.total"]
+              "ask.translate", "ask.embed", "ask.retrieve", "ask.extract", "ask.total", "ask.total, fr questions",
+              "ask.total, en questions"]
     times = {name: [] for name in [*stages, "texts per query embedding"]}
     for _ in range(args.passes):
         for question in questions:
@@ -117,7 +120,7 @@ def main() -> None:
     print(f"index {index}: {counts['documents']} documents, {counts['chunks']} chunks, "
           f"{counts['sentences']} sentences (QA.open {opened:.1f} s)\n")
     rows = [[name, pct(times[name], 50), pct(times[name], 95), pct(times[name], 99), float(np.mean(times[name]))]
-            for name in stages]
+            for name in stages if times[name]]
     print(table(["stage", "p50 ms", "p95 ms", "p99 ms", "mean ms"], rows))
     sizes = times["texts per query embedding"]
     print(f"\ntexts per query embedding call (question + unknown words): mean {np.mean(sizes):.1f}, "

@@ -13,7 +13,7 @@ texts/s), so the build runs through a replaying embedder. A text's "form" is its
 digit as 0. The first text of each form (the seed's own: copy 0 is read first) is embedded by the
 real model; any later text of that form gets that vector plus Gaussian noise (norm 0.3, seeded by the
 text), normalised: cosine ~0.96 to the original, as a near-paraphrase would be. The index and the
-serving process are thus real (real FAISS indexes and their types, BM25, hubness, files, memory), and
+serving process are thus real (real FAISS indexes and their types, BM25, files, memory), and
 questions are embedded by the real model; what the replay leaves out, the embedding time, is
 reported beside the build: those texts at the 1x build's rate (where the real model embeds all). The
 copies' words are the seed's, so the lexicon does not grow as a real corpus's would (its ~1,700
@@ -139,11 +139,17 @@ class Replay(Embedder):
             out[i] = vector / np.linalg.norm(vector)
         return out
 
-    def embed_passages(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, "passage", self.inner.embed_passages)
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:
+        out = self._embed(texts, "passage", self.inner.embed_passages)
+        if progress:
+            progress(len(texts), 0)
+        return out
 
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, "query", self.inner.embed_queries)
+    def embed_queries(self, texts: list[str], progress=None) -> np.ndarray:
+        out = self._embed(texts, "query", self.inner.embed_queries)
+        if progress:
+            progress(len(texts), 0)
+        return out
 
 
 def du_mb(path: Path) -> float:

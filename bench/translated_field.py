@@ -43,9 +43,9 @@ def field(qa: QA, translator, other: str) -> tuple[bm25s.BM25, set[str], float]:
 def with_field(bm25, vocab, other):
     real = rt.Retriever.search
 
-    def search(self, query, k=5, mode="hybrid"):
+    def search(self, query, k=5, mode="hybrid", prior=None):
         if mode != "hybrid" or query.lang != other:
-            return real(self, query, k, mode)
+            return real(self, query, k, mode, prior)
         words = analyze.stems(query.text, other)
         known = [w for w in words if w in vocab]
         extra = np.asarray(bm25.get_scores(known), dtype=np.float32) if known else np.zeros(len(self.index.chunks))
@@ -56,7 +56,7 @@ def with_field(bm25, vocab, other):
 
         self._rrf = rrf
         try:
-            return real(self, query, k, mode)
+            return real(self, query, k, mode, prior)
         finally:
             del self._rrf
     return search

@@ -115,7 +115,10 @@ def _read_until(fd: int, needle: str, timeout: float) -> str:
     while needle not in out:
         if time.monotonic() > deadline or not select.select([fd], [], [], deadline - time.monotonic())[0]:
             raise AssertionError(f"{needle!r} not seen; got: {out[-2000:]}")
-        out += os.read(fd, 65536).decode("utf-8", "replace")
+        try:
+            out += os.read(fd, 65536).decode("utf-8", "replace")
+        except OSError:  # EIO: the program exited and closed the terminal
+            raise AssertionError(f"{needle!r} not seen, the program exited; got: {out[-2000:]}") from None
     return out
 
 

@@ -13,21 +13,16 @@ as much as a French question's full match.
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import analyze
 from .embed import Embedder
-from .embed.base import normalise
 from .lang import detect
 from .index import Index
 
 MODES = ("hybrid", "dense", "bm25")
-_CAPITALISED = re.compile(r"\b[A-ZÀ-Ý]\w+")
-_ACRONYM = re.compile(r"\b[A-Z]{3,5}\b")
 
 
 @dataclass(frozen=True)
@@ -38,10 +33,7 @@ class RetrieveSettings:
     w_sentences: float = 0.5
     w_bm25: float = 1.5
     min_translation: float = 0.90  # word-to-word similarity (query: prefix on both) to accept a match
-    # a question asked in another language than the documents' and translated: the share of the
-    # translation's vector in the query vector (0: the question's own; 1: the translation's alone)
-    translation_blend: float = 0.3
-    translated_terms: bool = True  # the translation's words are BM25 terms and count in Query.known
+    translated_terms: bool = True  # a translation's words are BM25 terms and count in Query.known
     # a follow-up's prior: the chunks of the document the earlier turn cited, as one more ranked list
     w_prior: float = 0.5
 
@@ -54,7 +46,6 @@ class Query:
     known: float  # share of the question's words found in the corpus vocabulary
     lang: str  # the question's language ("fr", "en")
     translation: str | None = None  # the question in the documents' language, when it was translated
-    foreign: float = 0.0  # how much of ``vector`` is in another language than the documents' (0 to 1)
 
 
 @dataclass(frozen=True)
@@ -85,25 +76,6 @@ class Retriever:
         self.settings = settings
         vocab = [t for t in index.bm25.vocab_dict if t] if getattr(index.bm25, "vocab_dict", None) else []
         self._vocab = set(vocab)
-        self._by_initial: dict[str, list[str]] = {}
-        self._by_letters: dict[str, list[str]] = {}
-        for term in vocab:
-            self._by_initial.setdefault(term[0], []).append(term)
-            if 3 <= len(term) <= 5 and term.isalpha():
-                self._by_letters.setdefault("".join(sorted(term)), []).append(term)
-
-    def _spelling(self, term: str, name: bool, acronym: bool = False) -> list[str]:
-        """Corpus terms for a question's stem: the stem itself if the corpus has it; for an acronym
-        (written in capitals), the same letters in the other language's order (CSTO/OTSC,
-        NATO/OTAN), even when the corpus has both; else, for a name (capitalised), the name spelt a
-        little differently (Bishkek/Bichkek, Tashkent/Tachkent). A common word or a number is not
-        respelt: "countries" is not "contre", 2012 is not 2021."""
-        found = [term] if term in self._vocab else []
-        if acronym:
-            found += [t for t in self._by_letters.get("".join(sorted(term)), []) if t != term][:2]
-        if not found and name and len(term) >= 5:
-            found = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=2, cutoff=0.8)
-        return found
 
     def _translations(self, vectors: np.ndarray) -> list[list[str]]:
         """Corpus terms for words the corpus does not use, by embedding: each word is matched with the
@@ -119,41 +91,25 @@ class Retriever:
         return out
 
     def query(self, text: str, lang: str | None = None, translation: str | None = None, context: str = "") -> Query:
-        """Embed the question, and map its words to the corpus's terms for BM25 and coverage. A
-        translation into the documents' language adds its words and blends into the vector; so does
-        ``context``, the words a follow-up carries from earlier turns (conversation.resolve)."""
-        s = self.settings
+        """Embed the question, and map its words to the corpus's terms for BM25 and coverage: a word
+        the corpus uses, or one it reaches through the corpus's word vectors. A translation into the
+        documents' language adds its words; ``context``, the words a follow-up carries from earlier
+        turns (conversation.resolve), joins the question."""
         question, text = text, text + context
         words = analyze.words(text)
-        stems = [analyze.stem(w, self.index.lang) for w in words]
-        names = set(analyze.words(" ".join(_CAPITALISED.findall(text))))
-        acronyms = {a.casefold() for a in _ACRONYM.findall(text)}
-        spelled = [self._spelling(st, w in names, w in acronyms) for w, st in zip(words, stems)]
-        unknown = [w for w, found in zip(words, spelled) if not found and not w.isdigit()]
-        texts = [text, *([translation] if translation else []), *unknown]
-        vectors = self.embedder.embed_queries(texts)  # one call: the question, its translation, its unknown words
-        translated = dict(zip(unknown, self._translations(vectors[len(texts) - len(unknown):])))
-        terms, known = [], 0.0
-        for word, found in zip(words, spelled):
-            bridged = translated.get(word, [])
-            terms.extend(found or bridged)
-            known += bool(found or bridged)
-        known = known / len(words) if words else 0.0
-        vector = vectors[0]
-        if translation:
-            if s.translated_terms:
-                t_words = analyze.words(translation)
-                t_names = set(analyze.words(" ".join(_CAPITALISED.findall(translation))))
-                t_acronyms = {a.casefold() for a in _ACRONYM.findall(translation)}
-                t_found = [self._spelling(analyze.stem(w, self.index.lang), w in t_names, w in t_acronyms)
-                           for w in t_words]
-                terms.extend(dict.fromkeys(t for found in t_found for t in found if t not in terms))
-                if t_words:
-                    known = max(known, sum(map(bool, t_found)) / len(t_words))
-            vector = normalise(((1 - s.translation_blend) * vectors[0] + s.translation_blend * vectors[1])[None])[0]
-        lang = lang or detect(question, default=self.index.lang)
-        foreign = 0.0 if lang == self.index.lang else 1.0 - s.translation_blend * bool(translation)
-        return Query(question, vector, terms, known, lang, translation, foreign)
+        found = [analyze.stem(w, self.index.lang) for w in words]
+        found = [[stem] if stem in self._vocab else [] for stem in found]
+        unknown = [w for w, f in zip(words, found) if not f and not w.isdigit()]
+        vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
+        bridged = dict(zip(unknown, self._translations(vectors[1:])))
+        terms = [t for w, f in zip(words, found) for t in (f or bridged.get(w, []))]
+        known = sum(bool(f or bridged.get(w)) for w, f in zip(words, found)) / len(words) if words else 0.0
+        if translation and self.settings.translated_terms:
+            t_stems = [analyze.stem(w, self.index.lang) for w in analyze.words(translation)]
+            terms.extend(dict.fromkeys(t for t in t_stems if t in self._vocab and t not in terms))
+            if t_stems:
+                known = max(known, sum(t in self._vocab for t in t_stems) / len(t_stems))
+        return Query(question, vectors[0], terms, known, lang or detect(question, default=self.index.lang), translation)
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
