@@ -98,6 +98,22 @@ def test_a_text_longer_than_the_model_is_embedded_whole(embedder):
     assert float(whole @ reference) > float(head @ reference) + 0.01  # not the vector of its beginning alone
 
 
+def test_short_texts_are_not_padded_to_a_long_one(embedder, monkeypatch):
+    """A question and its words in one call: the words run in a batch of their own (padded to the
+    question's length they cost more than a second call), and each vector is what it is alone."""
+    question = "What did Putin recommend that member states opt for when buying their weapons?"
+    words = ["recommend", "member", "states", "opt", "buying", "weapons", "what"]
+    shapes, forward = [], embedder._forward
+    monkeypatch.setattr(embedder, "_forward", lambda ids, mask: shapes.append(ids.shape) or forward(ids, mask))
+    together = embedder.embed_queries([question, *words])
+    assert len(shapes) == 2 and shapes[0][0] == len(words) and shapes[1][0] == 1, shapes
+    alone = np.vstack([embedder.embed_queries([t]) for t in [question, *words]])
+    assert np.sum(together * alone, axis=1).min() >= 0.9999
+    shapes.clear()
+    embedder.embed_queries([question, "member"])  # one word: cheaper padded than in a call of its own
+    assert len(shapes) == 1
+
+
 def test_conversion_runs_once_into_its_cache(tmp_path):
     messages = []
     folder = convert.converted(cache=tmp_path, log=messages.append)
