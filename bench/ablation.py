@@ -7,7 +7,8 @@ one is declined; the figure per cell is how many more dev questions are right wi
 without it (negative: the rule costs questions). Rules are turned off through their settings where
 they have one, else by replacing the function that applies them for the run (the engine is not
 edited). Index-time rules (what is embedded) would need an index per ablation and are not in this
-table.
+table; nor is the follow-up's prior (w_prior), which only a conversation uses: it is measured on the
+multi-turn set (docs/pipeline.md, conversation); typed_margin is part of "typed sentence first".
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ Stages (ms):
   question embedding alone   embed_queries([question]) by itself
   query: embedding           the embedding call inside Retriever.query (the question plus every
                              question word the corpus does not know, in one batch)
-  query: terms               the rest of Retriever.query: stemming, spelling, the lexicon bridge
+  query: terms               the rest of Retriever.query: stemming, the lexicon bridge (the question
+                             as asked: the translation's terms are in ask.* only)
   dense chunks / dense sentences / bm25 / rrf fusion   the parts of Retriever.search
   search                     Retriever.search as called (all of the above plus top-k)
   extract                    Extractor.extract on the hits
-  ask.*                      QA.ask's own timings_ms (embed, retrieve, extract, total)
+  ask.*                      QA.ask's own timings_ms (translate, embed, retrieve, extract, total)
 
 The index is kept in $CSTO_QA_BENCH_DIR (default /tmp/csto-qa-bench), built there on first use.
 """

@@ -118,11 +118,3 @@ def assert_cited(corpus: Path, cited) -> None:
                                                 stored.count("\n", 0, d["end"] - 1) + 1)
     if d.get("short_answer") is not None:
         assert d["short_answer"] in text
-
-
-def assert_levels(summary: dict, floors: dict, ceilings: dict, label: str = "") -> None:
-    """A regression guard: each metric at least its floor, or at most its ceiling."""
-    for key, floor in floors.items():
-        assert summary[key] >= floor, (label, key, summary[key])
-    for key, ceiling in ceilings.items():
-        assert summary[key] <= ceiling, (label, key, summary[key])

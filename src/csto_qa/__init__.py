@@ -1,7 +1,7 @@
 """csto-qa: extractive, cited question answering over a folder of French or English documents.
 
-Data flows one way: load -> split -> embed -> index -> retrieve -> extract -> cite;
-``QA`` (in qa.py) is the entry point that runs it.
+Data flows one way: load -> split -> embed -> index, then for each question conversation ->
+translate -> retrieve -> extract -> cite; ``QA`` (in qa.py) is the entry point that runs it.
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Step 7, cite: spans of loaded text -> passages and answers that name file, lines and offsets, and
+"""Step 9, cite: spans of loaded text -> passages and answers that name file, lines and offsets, and
 the one check that a quote is its file's own words.
 
 The contract (docs/contracts.md): a quote, like a passage's text, is the stored file's text for the

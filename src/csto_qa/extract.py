@@ -1,4 +1,4 @@
-"""Step 6, extract: the retrieved passages -> the sentence that answers, a short answer inside it,
+"""Step 8, extract: the retrieved passages -> the sentence that answers, a short answer inside it,
 or an abstention when the evidence is not there.
 
 Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
@@ -323,10 +323,10 @@ _PATTERNS = {
         # times given against the calendar or an event rather than as a date: "le 28 du mois", "à
         # partir d'avril", "le lendemain", "2 mois après la demande", "dans un délai de 3 mois" (a
         # month alone only after a preposition)
-        rf"\b(?:le\s+)?\d{{1,2}}(?:er|e|ème)?\s+(?:du|de\s+chaque)\s+mois\b",
+        r"\b(?:le\s+)?\d{1,2}(?:er|e|ème)?\s+(?:du|de\s+chaque)\s+mois\b",
         rf"\b(?:en|d['’]|dès|début|fin|mi-|from|in|until|by)\s*(?:{_MONTHS_ALONE})\b",
         rf"\b\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}\s+(?:après|avant|after|before)\b",
-        rf"\b\d+(?:er|re|e|ème|st|nd|rd|th)\s+(?:jour|mois|anniversaire|day|month|anniversary)\b",
+        r"\b\d+(?:er|re|e|ème|st|nd|rd|th)\s+(?:jour|mois|anniversaire|day|month|anniversary)\b",
         rf"\b(?:dans|sous|within)\s+(?:un\s+délai\s+(?:de\s+|d['’]))?\d+(?:\s*(?:à|-|to)\s*\d+)?\s+{_PERIODS}",
         r"\b(?:lendemain|veille|the\s+day\s+(?:after|before))\b",
         r"\b\d{1,2}\s*h(?:\s*\d{2})?\b|\b\d{1,2}:\d{2}\b",  # a time of day, for "à quelle heure"

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .formats import MAX_FILE_BYTES, READERS, SUFFIXES
@@ -67,7 +67,6 @@ class Progress:
     total: int = 0
     message: str = ""
     changes: int = 0  # generation counter: bumped each time a new index is swapped in
-    errors: list[str] = field(default_factory=list)
 
 
 def _build(corpus: str, index: str, embedder: str | None, messages) -> None:
@@ -207,7 +206,6 @@ class Library:
                 self.progress.changes += 1
                 self.progress.message = f"index ready: {outcome[1]} documents ({outcome[2]} embedded)"
             else:
-                self.progress.errors.append(outcome[1])
                 self.progress.message = f"indexing failed: {outcome[1]} (the previous index stays in use)"
             self.log(f"csto-qa: {self.progress.message}")
             with self._lock:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import lang
-from .formats import (MAX_FILE_BYTES, MAX_TEXT_CHARS, READERS, SUFFIXES, LoadError, MappedText,  # noqa: F401
+from .formats import (MAX_FILE_BYTES, READERS, SUFFIXES, LoadError, MappedText,  # noqa: F401 (re-exported)
                       max_text_chars, too_long)
 from .types import Document
 

@@ -1,4 +1,5 @@
-"""Step 5, retrieve: a question -> the best chunks, from three ranked lists fused.
+"""Step 7, retrieve: a question -> the best chunks, from three ranked lists fused (four for a
+follow-up: the chunks of the document an earlier turn cited).
 
 - dense chunks: the chunk's vector against the question's (FAISS);
 - dense sentences: each sentence embedded with the one before it; a chunk gets its best sentence;
@@ -43,9 +44,9 @@ class Query:
     text: str
     vector: np.ndarray
     terms: list[str]  # stems, after bridging to the corpus vocabulary
-    known: float  # share of the question's words found in the corpus vocabulary
+    known: float  # share of the question's words the corpus knows, as written or through the word
+    # bridge; a translation's share when higher
     lang: str  # the question's language ("fr", "en")
-    translation: str | None = None  # the question in the documents' language, when it was translated
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Retriever:
             terms.extend(dict.fromkeys(t for t in t_stems if t in self._vocab and t not in terms))
             if t_stems:
                 known = max(known, sum(t in self._vocab for t in t_stems) / len(t_stems))
-        return Query(question, vectors[0], terms, known, lang or detect(question, default=self.index.lang), translation)
+        return Query(question, vectors[0], terms, known, lang or detect(question, default=self.index.lang))
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
