@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_GOLD = "gold/gold_v1.jsonl"
-BUILD_NICENESS = 10
 
 
 class UsageError(Exception):
@@ -88,12 +87,9 @@ def _open(args, progress=True):
 def cmd_build(args) -> int:
     from . import translate
     from .embed import create
-    from .index import build
+    from .index import build, lower_priority
 
-    # A build is batch work: at a lower priority, it leaves the CPU to a server answering questions on
-    # the same machine and runs at full speed when nothing else does. Set before the embedder starts
-    # its threads, which inherit it.
-    os.nice(BUILD_NICENESS)
+    lower_priority()
     _log(translate.status(translate.create(args.translator)))
     report = build(Path(args.corpus), Path(args.index), create(args.embedder, log=_log), progress=not args.quiet,
                    log=_log, force=args.force)

@@ -2,7 +2,7 @@
 
 No language model rewrites the question. A question *depends* on the conversation when it refers to
 something it does not name (a pronoun or demonstrative: "qui en est le secrétaire général ?", "who
-said that?"), continues the last one ("et en 2022 ?", "and Armenia?"), or holds too little of its own
+said that?"), continues the last one ("et en 2022 ?", "and Spain?"), or holds too little of its own
 to search on ("pourquoi ?", "dans quelle ville ?"); a question that names a subject of its own (a
 capitalised name) and does none of that stands on its own, and is answered exactly as without a
 conversation. A dependent question is searched with what it lacks carried over from the last turn
@@ -26,8 +26,8 @@ OWN = 3  # a question with more content words than this names enough to stand, "
 # Words that point back at something named earlier. A person ("elle", "she", "lui") or a statement
 # ("cela", "who said that?") points back even in a question naming other things ("Qu'a-t-il dit à
 # Moscou ?" aside); a thing ("it", "its", "ce", "en", "l'ont"), and a pronoun after its verb ("Que
-# craint-il ?", "Quand l'OTSC a-t-elle été fondée ?": the subject may stand before the verb), only in
-# a question naming nothing ("What did article 6 of the CIS agreement require of its members?" names
+# craint-il ?", "Quand l'association a-t-elle été fondée ?": the subject may stand before the verb), only in
+# a question naming nothing ("What did article 6 of the agreement require of its members?" names
 # its own subject).
 _PERSON = {
     "fr": re.compile(r"(?<![-'’])\b(?:il|elle|ils|elles|lui|cela|ça)\b", re.IGNORECASE),

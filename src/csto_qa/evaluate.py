@@ -125,7 +125,7 @@ class Evaluator:
         a = result.answer
         if a is None:
             return True
-        doc = next(d for d in self.qa.index.documents if d.source == a.source)
+        doc = self.qa.document(a.source)
         if a.source not in self._stored:
             self._stored[a.source] = stored_text(self.corpus / a.source)
         return cite.verify(a.quote, self._stored[a.source], a.start, a.end, doc.format)
@@ -169,16 +169,17 @@ def conversations(qa: QA, items: list[GoldItem], corpus: Path) -> list[dict]:
         if item.conversation != current:
             history, current = [], item.conversation
         result = qa.ask(item.question, history=history)
+        answer = result.to_dict()
         record = {"id": item.id, "conversation": item.conversation, "turn": item.turn, "split": item.split,
                   "lang": item.lang, "answerable": item.answerable, "kind": item.kind, "follow_up": item.follow_up,
                   "topic_change": item.topic_change, "correct": judge(item, result), "abstained": result.abstained,
-                  "faithful": evaluator.faithful(result), "context": result.to_dict()["context"],
-                  "answer": result.answer.to_dict() if result.answer else None}
+                  "faithful": evaluator.faithful(result), "context": answer["context"],
+                  "answer": answer["answer"]}
         if item.follow_up:
             alone = qa.ask(item.standalone or item.question)
             record["standalone_correct"] = judge(item, alone)
         records.append(record)
-        history.append({"question": item.question, "result": result.to_dict()})
+        history.append({"question": item.question, "result": answer})
     return records
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -67,13 +68,25 @@ ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py", *(f"formats/{
     "base.py", "text.py", "html.py", "pdf.py", "docx.py", "odt.py")))
 
 
+BUILD_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """A build is batch work: at a lower priority, it leaves the CPU to a server answering questions on
+    the same machine and runs at full speed when nothing else does. Called before the embedder starts
+    its threads, which inherit it."""
+    os.nice(BUILD_NICENESS)
+
+
 def hnsw_min() -> int:
     """Vectors from which an index is HNSW rather than flat ($CSTO_QA_HNSW_MIN, default 50,000)."""
     return int(os.environ.get("CSTO_QA_HNSW_MIN", 50_000))
 
 
+@functools.cache
 def engine_code() -> str:
-    """A digest of the engine's indexing code: a build after an upgrade is a build, not a no-op."""
+    """A digest of the engine's indexing code: a build after an upgrade is a build, not a no-op. The
+    loaded code does not change while a process runs: read once (a watching server asks every 2 s)."""
     here = Path(__file__).parent
     return hashlib.sha256(b"".join((here / name).read_bytes() for name in ENGINE_MODULES)).hexdigest()[:16]
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .formats import MAX_FILE_BYTES, READERS, SUFFIXES
-from .index import read_manifest, staleness
+from .index import lower_priority, staleness
 from .load import LoadError, corpus_files, load_file
 from .qa import QA
 
-BUILD_NICENESS = 10
 WATCH_SECONDS = 2.0
 
 
@@ -71,7 +70,7 @@ class Progress:
 
 def _build(corpus: str, index: str, embedder: str | None, messages) -> None:
     """The child process: a build at a lower priority, reporting its progress."""
-    os.nice(BUILD_NICENESS)
+    lower_priority()
     from .embed import create
     from .index import build
 
@@ -100,11 +99,7 @@ class Library:
     def documents(self) -> tuple[list[dict], dict[str, str]]:
         """The indexed documents (title, file, format, size, pages or paragraphs) and the files left out
         with their reasons."""
-        problems = {}
-        try:
-            problems = {k: v["reason"] for k, v in read_manifest(self.index)["problems"].items()}
-        except Exception:  # noqa: BLE001 - a missing manifest lists no problems
-            pass
+        problems = {k: v["reason"] for k, v in self.qa.index.manifest.get("problems", {}).items()}
         rows = []
         for doc in self.qa.index.documents:
             path = self.corpus / doc.source

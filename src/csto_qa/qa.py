@@ -12,7 +12,7 @@ from .extract import ExtractSettings, Extractor
 from .index import Index, IndexProblem, build, open_index
 from .retrieve import MODES, Retriever
 from .split import SplitSettings
-from .types import Result
+from .types import Document, Result
 
 MAX_QUESTION_CHARS = 1000
 MAX_PASSAGES = 20
@@ -56,6 +56,11 @@ class QA:
         self.extractor = Extractor(index, extract)
         self._documents = {d.source: i for i, d in enumerate(index.documents)}
 
+    def document(self, source: str) -> Document | None:
+        """The indexed document of that file, if any."""
+        i = self._documents.get(source)
+        return None if i is None else self.index.documents[i]
+
     @classmethod
     def open(cls, corpus: str | Path = "corpus", index: str | Path = "index", embedder: str | Embedder | None = None,
              split: SplitSettings = SplitSettings(), extract: ExtractSettings = ExtractSettings(),
@@ -94,7 +99,7 @@ class QA:
 
         t = time.perf_counter()
         query = self.retriever.query(text, qlang, translation.text if translation else None,
-                                     searched[len(text):] if context else "")
+                                     " " + " ".join(context.carried) if context else "")
         timings["embed"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

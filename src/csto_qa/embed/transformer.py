@@ -93,7 +93,8 @@ class TransformerEmbedder(Embedder):
 
     def _embed(self, texts: list[str], kind: str, progress: Progress | None) -> np.ndarray:
         owner, windows = [], []  # each window: the text it belongs to, its content ids
-        for i, ids in enumerate(self.tokens.content(texts, kind)):
+        tokens = self.tokens  # a lock on each read: taken once
+        for i, ids in enumerate(tokens.content(texts, kind)):
             for a in range(0, max(len(ids), 1), self._window):
                 owner.append(i)
                 windows.append(ids[a : a + self._window])
@@ -113,11 +114,11 @@ class TransformerEmbedder(Embedder):
                 end += 1
             batch = order[start:end]
             length = len(windows[batch[-1]]) + 2
-            ids = np.full((len(batch), length), self.tokens.pad, dtype=np.int64)
+            ids = np.full((len(batch), length), tokens.pad, dtype=np.int64)
             mask = np.zeros((len(batch), length), dtype=np.int64)
             for row, w in enumerate(batch):
                 content = windows[w]
-                ids[row, : len(content) + 2] = [self.tokens.bos, *content, self.tokens.eos]
+                ids[row, : len(content) + 2] = [tokens.bos, *content, tokens.eos]
                 mask[row, : len(content) + 2] = 1
             pooled = self._forward(ids, mask)
             done = 0

@@ -153,3 +153,21 @@ def check_archive(data: bytes, member: str, what: str) -> zipfile.ZipFile:
         raise LoadError(f"refused: {what} archive unpacking to {unpacked / 2**20:,.0f} MB in {len(infos)} parts "
                         "(a decompression bomb?)")
     return archive
+
+
+def paragraphs(lines: list[str], title: str, limit: int) -> Extracted:
+    """Paragraph texts as the stored text, one per line, with where each begins."""
+    lines = [" ".join(line.split("\n")) for line in lines]
+    starts, n = [], 0
+    for line in lines:
+        starts.append(n)
+        n += len(line) + 1
+    if n > limit:
+        raise too_long(n, limit)
+    return Extracted("\n".join(lines), title.strip(), tuple(starts))
+
+
+def table_row(cells) -> str:
+    """A table row as one line, its cells between "|" (a Markdown table row), each cell's whitespace
+    folded."""
+    return "| " + " | ".join(" ".join(c.split()) for c in cells) + " |"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 
-from .base import Extracted, LoadError, Reader, check_archive, too_long
+from .base import Extracted, LoadError, Reader, check_archive, paragraphs, table_row
 
 
 class DocxReader(Reader):
@@ -29,22 +29,9 @@ class DocxReader(Reader):
                 elif isinstance(block, Table):
                     for row in block.rows:
                         cells = list(dict.fromkeys(row.cells))  # a merged cell is listed once per column
-                        lines.append("| " + " | ".join(" ".join(c.text.split()) for c in cells) + " |")
+                        lines.append(table_row(c.text for c in cells))
             title = document.core_properties.title or ""
-        except LoadError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a damaged document may break python-docx in any way
             raise LoadError(f"unreadable Word file ({type(exc).__name__})") from None
         return paragraphs(lines, title, limit)
 
-
-def paragraphs(lines: list[str], title: str, limit: int) -> Extracted:
-    """Paragraph texts as the stored text, one per line, with where each begins."""
-    lines = [" ".join(line.split("\n")) for line in lines]
-    starts, n = [], 0
-    for line in lines:
-        starts.append(n)
-        n += len(line) + 1
-    if n > limit:
-        raise too_long(n, limit)
-    return Extracted("\n".join(lines), title.strip(), tuple(starts))

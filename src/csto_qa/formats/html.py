@@ -17,7 +17,7 @@ class _HTMLText(HTMLParser):
 
     BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
              "header", "footer", "blockquote", "table", "ul", "ol", "title", "pre", "hr", "dd", "dt"}
-    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    SKIP = {"script", "style", "noscript", "template", "svg"}
 
     def __init__(self, raw: str):
         super().__init__(convert_charrefs=False)
@@ -34,7 +34,7 @@ class _HTMLText(HTMLParser):
         return self.line_starts[line - 1] + col
 
     def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP and tag != "head":
+        if tag in self.SKIP:
             self.skip += 1
         if tag in ("title", "h1") and not self._title_done:
             self._in = tag
@@ -42,7 +42,7 @@ class _HTMLText(HTMLParser):
             self.parts.append(("\n", self._offset(), False))
 
     def handle_endtag(self, tag):
-        if tag in self.SKIP and tag != "head" and self.skip:
+        if tag in self.SKIP and self.skip:
             self.skip -= 1
         if tag == self._in:
             self._in = ""

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import io
 
-from .base import Extracted, LoadError, Reader, check_archive
-from .docx import paragraphs
+from .base import Extracted, LoadError, Reader, check_archive, paragraphs, table_row
 
 
 class OdtReader(Reader):
@@ -21,7 +20,8 @@ class OdtReader(Reader):
         from odf.table import TableCell, TableRow
 
         archive = check_archive(data, "content.xml", "an OpenDocument (.odt)")
-        if archive.read("mimetype").strip() != b"application/vnd.oasis.opendocument.text":
+        if "mimetype" not in archive.namelist() or (
+                archive.read("mimetype").strip() != b"application/vnd.oasis.opendocument.text"):
             raise LoadError("not an OpenDocument text file (mimetype)")
         try:
             document = load(io.BytesIO(data))
@@ -33,8 +33,7 @@ class OdtReader(Reader):
                         continue
                     if child.qname == (TABLENS, "table"):
                         for row in child.getElementsByType(TableRow):
-                            cells = [" ".join(teletype.extractText(c).split()) for c in row.getElementsByType(TableCell)]
-                            lines.append("| " + " | ".join(cells) + " |")
+                            lines.append(table_row(teletype.extractText(c) for c in row.getElementsByType(TableCell)))
                     elif child.qname in ((TEXTNS, "p"), (TEXTNS, "h")):
                         lines.append(teletype.extractText(child))
                     else:
@@ -45,8 +44,6 @@ class OdtReader(Reader):
             for meta in document.meta.childNodes:
                 if meta.qname[1] == "title":
                     title = teletype.extractText(meta)
-        except LoadError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a damaged document may break odfpy in any way
             raise LoadError(f"unreadable OpenDocument file ({type(exc).__name__})") from None
         return paragraphs(lines, title, limit)

@@ -23,6 +23,7 @@ class Translator(ABC):
 
     name: str
     available: bool
+    reason: str = ""  # why it is not available
 
     @abstractmethod
     def translate(self, text: str, source: str, target: str) -> Translation | None: ...

@@ -34,5 +34,5 @@ def status(translator: Translator) -> str:
     to turn it on."""
     if translator.available:
         return f"translation: on ({translator.name}; questions are also searched in the documents' language)"
-    return (f"translation: off ({getattr(translator, 'reason', '')}); to turn it on: sudo apt-get install apertium "
+    return (f"translation: off ({translator.reason}); to turn it on: sudo apt-get install apertium "
             "apertium-eng-spa apertium-fr-es, or make setup")
