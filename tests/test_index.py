@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from csto_qa import QA
+from csto_qa import QA, translate
 from csto_qa.index import IndexProblem, build, open_index, read_manifest
 from csto_qa.split import SplitSettings
 
@@ -178,3 +178,19 @@ def test_a_line_in_the_other_language_stays_out_of_the_chunk_vector_but_not_out_
     embedded = _native(doc, 0, len(doc.text))
     assert "Russian troops" not in embedded and "Russian troops" in doc.text
     assert "Minsk" in embedded and "Loukachenko" in embedded and "trois accords" in embedded
+
+
+def test_an_index_built_without_translation(tmp_path, embedder):
+    """Where translation is off, the index holds no translated sentences, the engine answers an English
+    question all the same, and an engine with translation on rebuilds it rather than read it without."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "summit.txt").write_text((CORPUS / "001_0524aefe3f3059a2.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    build(corpus, tmp_path / "index", embedder, progress=False, log=lambda *_: None, translator=translate.create("none"))
+    index = open_index(tmp_path / "index", corpus, embedder.identity, SplitSettings(), translated=None)
+    assert index.manifest["translation"] is None and index.translated_vectors is None
+    assert not list(index.path.glob("gen-*/translated.npy"))
+    result = QA(index, embedder, translator=translate.create("none")).ask("How many soldiers were sent to Kazakhstan?")
+    assert result.translation is None and "2500 soldats" in result.answer.quote
+    with pytest.raises(IndexProblem, match="translation is now apertium"):
+        open_index(tmp_path / "index", corpus, embedder.identity, SplitSettings(), translated="apertium")

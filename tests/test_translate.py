@@ -9,9 +9,12 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from csto_qa import QA, translate
+from csto_qa.index import IndexProblem, open_index
+from csto_qa.split import SplitSettings
 from csto_qa.translate.apertium import ApertiumTranslator, missing
 
 from conftest import CORPUS, SETS, assert_cited
@@ -97,3 +100,21 @@ def test_off_topic_questions_stay_declined_when_translated(qa):
     for question in ("What is the capital of Australia?", "How do I reset my Wi-Fi router to factory settings?"):
         result = qa.ask(question)
         assert result.translation is not None and result.abstained, question
+
+
+def test_sentences_are_translated_at_build_time(qa):
+    """The index holds every sentence translated into English after the sentence before it, embedded:
+    the English question is closer to the translation of the sentence that answers it than to its
+    French original in context, and the engine quotes it. An index built with translation is stale
+    for an engine without it."""
+    index = qa.index
+    assert index.manifest["translation"] == "apertium"
+    assert index.translated_vectors.shape == (len(index.sentences), qa.embedder.dim)
+    question = "What did Putin recommend that member states opt for?"
+    answer = next(i for i in range(len(index.sentences)) if "opter pour des armes russes" in index.sentence_text(i))
+    q = qa.embedder.embed_queries([question])[0]
+    translated = float(index.translated_vectors[answer].astype(np.float32) @ q)
+    assert translated > float(index.context_vectors.reconstruct(answer) @ q) + 0.02
+    assert index.sentence_text(answer) in qa.ask(question).answer.quote
+    with pytest.raises(IndexProblem, match="translation is now off"):
+        open_index(index.path, CORPUS, qa.embedder.identity, SplitSettings(), translated=None)

@@ -90,9 +90,10 @@ def cmd_build(args) -> int:
     from .index import build, lower_priority
 
     lower_priority()
-    _log(translate.status(translate.create(args.translator)))
+    translator = translate.create(args.translator)
+    _log(translate.status(translator))
     report = build(Path(args.corpus), Path(args.index), create(args.embedder, log=_log), progress=not args.quiet,
-                   log=_log, force=args.force)
+                   log=_log, force=args.force, translator=translator)
     for name, reason in report.problems.items():
         _log(f"  not indexed: {name}: {reason}")
     _log(f"index ready: {report.files} files ({len(report.embedded_files)} embedded, {report.reused_files} unchanged), "

@@ -2,7 +2,9 @@
 or an abstention when the evidence is not there.
 
 Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
-similarity to the question, alone and with the sentence before it (vectors computed at build time);
+similarity to the question, alone and with the sentence before it (vectors computed at build time;
+for a question in the other language than the sentence's, the context is its translation into the
+question's language, made at build time);
 the share of the question's content words it and its
 document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
 "when"...); whether it is a fragment; whether it names years, months or weekdays, none of them the
@@ -137,6 +139,15 @@ class Extractor:
         q = query.vector.astype(np.float32)
         alone = self.index.sentence_vectors[ids].astype(np.float32) @ q
         context = self.index.context_vectors.reconstruct_batch(ids) @ q
+        if self.index.translated_vectors is not None:
+            # a sentence of a document in another language than the question's is read in context
+            # through its translation into the question's language (made at build time): e5 compares
+            # two texts of one language more finely than across languages (+5 -1 dev, docs/ablation.md)
+            docs = self.index.documents
+            foreign = np.fromiter((docs[self.index.sentences[i].doc].lang != query.lang for i in ids.tolist()),
+                                  dtype=bool, count=len(ids))
+            if foreign.any():
+                context[foreign] = self.index.translated_vectors[ids[foreign]].astype(np.float32) @ q
         out = []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
             sent = self.index.sentences[sid]
@@ -358,7 +369,7 @@ _QUESTION_TYPES = [
                  r"|quel(le)?s?\s+((est|sont|était|étaient|sera)\s+(le|la|les|l['’])\s*)?"
                  r"(nombre|effectif|taille|montant|prix|coût|cout|tarif|part|population|budget)"
                  r"|what\s+(is\s+the\s+|was\s+the\s+)?(number|size|amount|price|cost|share|population))\b"),
-    ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|[àa]\s+quelles?\s+heures?"
+    ("when", r"\b(quand(?!\s+m[êe]me)|en\s+quelle\s+année|à\s+quelle\s+date|quelle\s+date|quelles?\s+heures?"
              r"|what\s+time|when|what\s+year|which\s+year|what\s+date|depuis\s+quand)\b"),
     ("where", r"\b(où|where|dans\s+quel(le)?\s+(ville|pays|capitale)|in\s+which\s+(city|country)|what\s+city)\b"),
     ("who", r"\b((?<!ce\s)qui|who|whom|quel\s+(président|dirigeant|ministre|chercheur|pays)"

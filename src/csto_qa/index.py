@@ -6,7 +6,9 @@ Layout of the index folder:
                          documents.json, spans.npz, chunks.faiss (chunk vectors),
                          contexts.faiss (each sentence with the one before it), sentences.npy
                          (each sentence alone, float16, for scoring evidence; memory-mapped, as
-                         only the candidates' rows are read),
+                         only the candidates' rows are read), translated.npy (with translation on:
+                         each sentence after the one before it, machine-translated into the other
+                         language, float16: what a question in that language reads it by),
                          bm25/ (over chunks),
                          lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
                          background.npy (their mean direction: what a question about nothing in
@@ -54,14 +56,15 @@ import numpy as np
 from tqdm import tqdm
 
 from . import analyze
+from . import translate
 from .embed import Embedder
 from .lang import LANGS, ranked
 from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
 from .split import SplitSettings, chunk_spans, heading_spans, list_item, list_lead, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 11  # of the index folder; a change forces a rebuild (11: no hubness)
-VECTORS_VERSION = 4  # of what is embedded for a file; a change forces re-embedding (4: list items in context)
+FORMAT_VERSION = 12  # of the index folder; a change forces a rebuild (12: translated contexts)
+VECTORS_VERSION = 5  # of what is embedded for a file; a change forces re-embedding (5: translated sentences)
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
 ENGINE_MODULES = ("load.py", "split.py", "analyze.py", "index.py", *(f"formats/{name}" for name in (
@@ -117,6 +120,9 @@ class Index:
     chunk_vectors: faiss.Index
     context_vectors: faiss.Index
     sentence_vectors: np.ndarray  # float16, memory-mapped: read a few rows at a time
+    # float16, memory-mapped: each sentence in context translated into the other language (None:
+    # built without translation)
+    translated_vectors: np.ndarray | None
     bm25: bm25s.BM25
     lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
     lexicon_vectors: faiss.Index
@@ -147,17 +153,29 @@ def _scan(corpus: Path) -> list[Path]:
     return list(corpus_files(corpus))
 
 
-def _cache_key(embedder_identity: str, settings: SplitSettings) -> str:
-    spec = json.dumps([VECTORS_VERSION, embedder_identity, settings.to_dict()], sort_keys=True)
+def _cache_key(embedder_identity: str, settings: SplitSettings, translation: str | None) -> str:
+    spec = json.dumps([VECTORS_VERSION, embedder_identity, settings.to_dict(), translation], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def staleness(corpus: Path, manifest: dict, embedder_identity: str | None, settings: SplitSettings | None) -> str | None:
-    """Why the index no longer matches the corpus and settings, or None when it does."""
+def translation(translator: translate.Translator) -> str | None:
+    """What an index records of the translator its sentences were translated by (None: none)."""
+    return translator.name if translator.available else None
+
+
+ANY = "any"  # staleness(): the index's translation is not checked
+
+
+def staleness(corpus: Path, manifest: dict, embedder_identity: str | None, settings: SplitSettings | None,
+              translated: str | None = ANY) -> str | None:
+    """Why the index no longer matches the corpus and settings, or None when it does. ``translated``:
+    the translation (see translation()) the index should have been built with, unless ANY."""
     if manifest.get("format_version") != FORMAT_VERSION:
         return f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
     if embedder_identity and manifest["embedder"]["identity"] != embedder_identity:
         return f"index was built by {manifest['embedder']['identity']}, not {embedder_identity}"
+    if translated != ANY and manifest.get("translation") != translated:
+        return f"translation is now {translated or 'off'} (the index was built with {manifest.get('translation') or 'none'})"
     if settings and manifest["split"] != settings.to_dict():
         return "splitter settings changed"
     if manifest.get("limits") != _limits():
@@ -244,10 +262,25 @@ def _groups(todo: list[int], plans: dict) -> list[list[int]]:
     return groups
 
 
-def _texts(doc: Document, cspans: np.ndarray, sspans: np.ndarray) -> tuple[list[str], list[str], list[str]]:
-    """What is embedded for a file: its chunks (as _native reads them), its sentences, and each
-    sentence in its context (_contexts)."""
-    return [_native(doc, s, e) for s, e in cspans], [doc.text[s:e] for s, e in sspans], _contexts(doc, sspans)
+def _texts(doc: Document, cspans: np.ndarray, sspans: np.ndarray, translator: translate.Translator | None = None,
+           done: Callable[[int, int], None] = lambda *_: None) -> tuple[list[str], ...]:
+    """What is embedded for a file: its chunks (as _native reads them), its sentences, each sentence in
+    its context (_contexts), and given an available translator, each sentence translated into the other
+    language after the translation of the sentence before it (``done`` is told of each translation)."""
+    sentences = [doc.text[s:e] for s, e in sspans]
+    texts = ([_native(doc, s, e) for s, e in cspans], sentences, _contexts(doc, sspans))
+    other = next((lang for lang in LANGS if lang != doc.lang), doc.lang)
+    if translator is None or not translator.available or other == doc.lang:
+        return texts
+    translated = []
+    for text in sentences:
+        t = translator.translate(text, doc.lang, other)
+        translated.append(t.text if t else text)  # one that fails to translate is read as written
+        done(1, 0)
+    # the sentence before, whatever the paragraph: against the translation of _contexts' text (a
+    # heading, the paragraph's sentence before, a list's opening line), 3 more dev answers right
+    # (docs/ablation.md)
+    return (*texts, [f"{before} {text}".lstrip() for before, text in zip(["", *translated[:-1]], translated)])
 
 
 class _Progress:
@@ -255,7 +288,7 @@ class _Progress:
     function called with (texts done, texts in all) (the web page's bar)."""
 
     def __init__(self, total: int, enabled: bool | Callable[[int, int], None]):
-        self.bar = tqdm(total=total, unit="text", desc="embedding", disable=enabled is not True or not total)
+        self.bar = tqdm(total=total, unit="text", desc="indexing", disable=enabled is not True or not total)
         self.report = enabled if callable(enabled) else None
         self.tokens = 0
 
@@ -333,20 +366,25 @@ def _contexts(doc: Document, spans: np.ndarray) -> list[str]:
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSettings = SplitSettings(),
-          progress: bool | Callable[[int, int], None] = True, log=print, force: bool = False) -> BuildReport:
+          progress: bool | Callable[[int, int], None] = True, log=print, force: bool = False,
+          translator: translate.Translator | None = None) -> BuildReport:
     """Bring the index up to date with the corpus, embedding only what the vector cache lacks; with
     nothing changed (and not ``force``), the live generation is checked and kept. ``progress``: a
-    progress bar, or a function called with (texts embedded, texts to embed)."""
+    progress bar, or a function called with (texts done, texts to do). ``translator``: translates
+    every sentence in context into the other language (default: translate.create(), Apertium where
+    installed); one that is not available builds without."""
     t0 = time.perf_counter()
     corpus, index_dir = Path(corpus), Path(index_dir)
+    translator = translator or translate.create()
+    translated = translation(translator)
     with _locked(index_dir):
         previous = {}
         try:
             previous = read_manifest(index_dir)
         except IndexProblem:
             pass
-        key = _cache_key(embedder.identity, settings)
-        live = _up_to_date(index_dir, corpus, previous, embedder, settings) if previous and not force else None
+        key = _cache_key(embedder.identity, settings, translated)
+        live = _up_to_date(index_dir, corpus, previous, embedder, settings, translated) if previous and not force else None
         if live:
             _collect_garbage(index_dir, live, key, None)
             for name, problem in previous["problems"].items():  # every build names what it leaves out
@@ -392,7 +430,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         per_file: list[dict] = []
         todo = []
         for doc in docs:
-            entry = _read_cache_entry(cache / f"{_text_key(doc)}.npz", embedder.dim)
+            entry = _read_cache_entry(cache / f"{_text_key(doc)}.npz", embedder.dim, translated is not None)
             per_file.append(entry or {})
             if entry is None:  # missing, or damaged: simply embedded again
                 todo.append(len(per_file) - 1)
@@ -410,7 +448,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
                 todo.remove(i)
                 continue
             plans[i] = (cspans, sspans)
-            n_texts += len(cspans) + 2 * len(sspans)
+            n_texts += len(cspans) + (4 if translated else 2) * len(sspans)  # translated: translate, embed
         keep = [i for i, d in enumerate(docs) if d.source not in problems]
         if len(keep) < len(docs):  # some could not be split: drop them from the lists
             renumber = {old: new for new, old in enumerate(keep)}
@@ -430,13 +468,13 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
             log(f"embedding {len(todo)} file(s) with {embedder.identity}")
         with _Progress(n_texts, enabled=progress) as bar:
             for group in _groups(todo, plans):
-                texts = {i: _texts(docs[i], *plans[i]) for i in group}
+                texts = {i: _texts(docs[i], *plans[i], translator, bar.update) for i in group}
                 # one call per group of files: the embedder sorts all their texts by length into batches
                 vectors = embedder.embed_passages([t for i in group for kind in texts[i] for t in kind], bar.update)
                 at = 0
                 for i in group:
                     entry = {"chunk_spans": plans[i][0], "sentence_spans": plans[i][1]}
-                    for field_name, kind in zip(("chunk_vectors", "sentence_vectors", "context_vectors"), texts[i]):
+                    for field_name, kind in zip(VECTOR_KEYS, texts[i]):
                         entry[field_name] = vectors[at : at + len(kind)]
                         at += len(kind)
                     # kept at once: an interrupted build loses no more than the group being embedded
@@ -449,7 +487,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
         _write_atomic(cache / "lexicon.npz", _npz_bytes({"words": np.array(words, dtype=str),
                                                           "vectors": _stack(list(lexicon.values()), embedder.dim)}))
 
-        gen = _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings)
+        gen = _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings, translated)
         _write_atomic(index_dir / "CURRENT", gen.encode())
         _collect_garbage(index_dir, gen, key, {_text_key(d) for d in docs})
         return BuildReport(
@@ -466,11 +504,12 @@ def _skipped(log, name: str, reason: str) -> None:
     log(f"skipped {shown}: {reason}")
 
 
-def _up_to_date(index_dir: Path, corpus: Path, manifest: dict, embedder: Embedder, settings: SplitSettings) -> str | None:
+def _up_to_date(index_dir: Path, corpus: Path, manifest: dict, embedder: Embedder, settings: SplitSettings,
+                translated: str | None) -> str | None:
     """The live generation's name when it matches the corpus and settings and is whole, else None."""
     try:
         gen = _live_generation(index_dir)
-        if staleness(corpus, manifest, embedder.identity, settings) is None:
+        if staleness(corpus, manifest, embedder.identity, settings, translated) is None:
             _verify(gen, manifest)
             return gen.name
     except IndexProblem:
@@ -495,25 +534,25 @@ def _read_lexicon(cache: Path, dim: int) -> dict[str, np.ndarray]:
         return {}
 
 
-CACHE_KEYS = ("chunk_spans", "chunk_vectors", "sentence_spans", "sentence_vectors", "context_vectors")
+# a file's vectors, in the order _texts gives their texts
+VECTOR_KEYS = ("chunk_vectors", "sentence_vectors", "context_vectors", "translated_vectors")
 
 
-def _read_cache_entry(path: Path, dim: int) -> dict | None:
+def _read_cache_entry(path: Path, dim: int, translated: bool) -> dict | None:
     """A file's cached spans and vectors, or None when missing or damaged in any way (a damaged entry is
     embedded again): the zip's CRC catches flipped bytes, the checks below truncated or foreign arrays."""
     if not path.exists():
         return None
+    vectors = VECTOR_KEYS if translated else VECTOR_KEYS[:3]
     try:
         with np.load(path) as z:
-            entry = {k: z[k] for k in CACHE_KEYS}
+            entry = {k: z[k] for k in ("chunk_spans", "sentence_spans", *vectors)}
     except Exception:  # noqa: BLE001
         return None
     n_chunks, n_sentences = len(entry["chunk_spans"]), len(entry["sentence_spans"])
     shapes_ok = (entry["chunk_spans"].shape == (n_chunks, 2) and entry["sentence_spans"].shape == (n_sentences, 2)
                  and entry["chunk_vectors"].shape == (n_chunks, dim)
-                 and entry["sentence_vectors"].shape == (n_sentences, dim)
-                 and entry["context_vectors"].shape == (n_sentences, dim))
-    vectors = ("chunk_vectors", "sentence_vectors", "context_vectors")
+                 and all(entry[k].shape == (n_sentences, dim) for k in vectors[1:]))
     if not shapes_ok or not all(np.isfinite(entry[k]).all() for k in vectors):
         return None
     return entry
@@ -536,7 +575,7 @@ def _corpus_lang(docs: list[Document]) -> str:
     return max(weight, key=weight.get) if weight else "fr"
 
 
-def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings) -> str:
+def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embedder, settings, translated) -> str:
     gen = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
     tmp = index_dir / f".{gen}.tmp"
     tmp.mkdir(parents=True)
@@ -555,6 +594,8 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     faiss.write_index(_vector_index(stacked("chunk_vectors")), str(tmp / "chunks.faiss"))
     faiss.write_index(contexts, str(tmp / "contexts.faiss"))
     np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
+    if translated:
+        np.save(tmp / "translated.npy", stacked("translated_vectors").astype(np.float16))
     (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False), encoding="utf-8")
     flat = faiss.IndexFlatIP(dim)
     words = _stack(list(lexicon.values()), dim)
@@ -581,6 +622,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "embedder": {"identity": embedder.identity, "dim": dim},
         "split": settings.to_dict(),
+        "translation": translated,
         "lang": lang,
         "files": states,
         "problems": problems,
@@ -682,14 +724,15 @@ def _read_manifest(gen: Path) -> dict:
 
 
 def open_index(index_dir: Path, corpus: Path | None = None, embedder_identity: str | None = None,
-               settings: SplitSettings | None = None) -> Index:
-    """Open the live index after checking it against the corpus, embedder and its own checksums.
-    When a build swaps generations while this reads (and removes the one being read), it reads again."""
+               settings: SplitSettings | None = None, translated: str | None = ANY) -> Index:
+    """Open the live index after checking it against the corpus, embedder, translation (unless ANY)
+    and its own checksums. When a build swaps generations while this reads (and removes the one being
+    read), it reads again."""
     index_dir = Path(index_dir)
     for attempt in range(3):
         gen = _live_generation(index_dir)
         try:
-            return _open_generation(index_dir, gen, corpus, embedder_identity, settings)
+            return _open_generation(index_dir, gen, corpus, embedder_identity, settings, translated)
         except IndexProblem:
             try:
                 swapped = _live_generation(index_dir) != gen
@@ -708,10 +751,10 @@ def _verify(gen: Path, manifest: dict) -> None:
 
 
 def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_identity: str | None,
-                     settings: SplitSettings | None) -> Index:
+                     settings: SplitSettings | None, translated: str | None) -> Index:
     manifest = _read_manifest(gen)
     if corpus is not None:
-        reason = staleness(Path(corpus), manifest, embedder_identity, settings)
+        reason = staleness(Path(corpus), manifest, embedder_identity, settings, translated)
         if reason:
             raise IndexProblem(f"index is stale ({reason})")
     _verify(gen, manifest)
@@ -726,13 +769,14 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
         background = np.load(gen / "background.npy")
         lowercase = frozenset(json.loads((gen / "lowercase.json").read_text(encoding="utf-8")))
         sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r")  # float16; rows widened when read
+        translated_vectors = np.load(gen / "translated.npy", mmap_mode="r") if manifest.get("translation") else None
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if len(chunk_rows) else bm25s.BM25()
     except Exception as exc:  # noqa: BLE001 - checksums passed, yet a library refuses a file: unusable all the same
         raise IndexProblem(f"index cannot be read ({type(exc).__name__})") from None
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
-                  retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
+                  translated_vectors, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
                   lowercase=lowercase)
     index.chunk_sentences = _overlaps(chunks, sentences)
     index.sentence_chunks = [[] for _ in sentences]

@@ -68,15 +68,17 @@ class Progress:
     changes: int = 0  # generation counter: bumped each time a new index is swapped in
 
 
-def _build(corpus: str, index: str, embedder: str | None, messages) -> None:
+def _build(corpus: str, index: str, embedder: str | None, translator: str, messages) -> None:
     """The child process: a build at a lower priority, reporting its progress."""
     lower_priority()
+    from . import translate
     from .embed import create
     from .index import build
 
     try:
         report = build(Path(corpus), Path(index), create(embedder, log=lambda *_: None),
-                       progress=lambda done, total: messages.put(("progress", done, total)), log=lambda *_: None)
+                       progress=lambda done, total: messages.put(("progress", done, total)), log=lambda *_: None,
+                       translator=translate.create(translator))
         messages.put(("done", report.files, len(report.embedded_files)))
     except Exception as exc:  # noqa: BLE001 - reported to the page, the previous index stays
         messages.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], 0))
@@ -179,8 +181,8 @@ class Library:
         while True:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded server
             messages = context.Queue()
-            child = context.Process(target=_build, args=(str(self.corpus), str(self.index), self.embedder, messages),
-                                    daemon=True)
+            child = context.Process(target=_build, daemon=True, args=(
+                str(self.corpus), str(self.index), self.embedder, self.qa.translator.name, messages))
             child.start()
             outcome = None
             while outcome is None:

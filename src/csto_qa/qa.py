@@ -9,7 +9,7 @@ from pathlib import Path
 from . import cite, conversation, lang, translate
 from .embed import Embedder, create
 from .extract import ExtractSettings, Extractor
-from .index import Index, IndexProblem, build, open_index
+from .index import Index, IndexProblem, build, open_index, translation
 from .retrieve import MODES, Retriever
 from .split import SplitSettings
 from .types import Document, Result
@@ -68,15 +68,15 @@ class QA:
         """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged.
         ``translator``: a Translator, or a name for translate.create (default: Apertium where installed)."""
         emb = embedder if isinstance(embedder, Embedder) else create(embedder, log=log)
+        tr = translator if isinstance(translator, translate.Translator) else translate.create(translator)
         try:
-            idx = open_index(Path(index), Path(corpus), emb.identity, split)
+            idx = open_index(Path(index), Path(corpus), emb.identity, split, translation(tr))
         except IndexProblem as problem:
             log(f"{problem}: building the index")
-            report = build(Path(corpus), Path(index), emb, split, progress=progress, log=log)
+            report = build(Path(corpus), Path(index), emb, split, progress=progress, log=log, translator=tr)
             log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
-            idx = open_index(Path(index), Path(corpus), emb.identity, split)
+            idx = open_index(Path(index), Path(corpus), emb.identity, split, translation(tr))
         lang.detect("warm up")  # loads the language model now, not on the first user's question (0.4 s)
-        tr = translator if isinstance(translator, translate.Translator) else translate.create(translator)
         return cls(idx, emb, extract, tr)
 
     def ask(self, question: str, history: list[dict] | None = None, k: int = 5, mode: str = "hybrid") -> Result:

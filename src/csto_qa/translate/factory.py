@@ -33,6 +33,7 @@ def status(translator: Translator) -> str:
     """One line for the start of build and serve: whether questions are translated, and if not, how
     to turn it on."""
     if translator.available:
-        return f"translation: on ({translator.name}; questions are also searched in the documents' language)"
+        return (f"translation: on ({translator.name}; questions are also searched in the documents' language, "
+                "and the documents' sentences are translated when indexed)")
     return (f"translation: off ({translator.reason}); to turn it on: sudo apt-get install apertium "
             "apertium-eng-spa apertium-fr-es, or make setup")
