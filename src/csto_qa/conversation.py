@@ -8,7 +8,10 @@ capitalised name) and does none of that stands on its own, and is answered exact
 conversation. A dependent question is searched with what it lacks carried over from the last turn
 that had something to carry: that turn's names and words (with what it had itself carried), and the
 short answer it was given (a person, a place); the document that turn cited is a prior for the
-search. The question's own type is kept (it is still "where?" that is asked). Only the last
+search. All of them join the question's embedding; only the names join its keywords (the terms
+BM25 and a sentence's coverage match), unless the question says too little of its own: "Quels pays
+en font partie ?" after "Quel est l'objectif principal de l'OTSC ?" is about the OTSC, not about an
+objective, and an answer need not say "objectif" (dev follow-ups right 23 -> 24 of 32). The question's own type is kept (it is still "where?" that is asked). Only the last
 TURNS_READ turns are read. What was carried, and from which turn, is part of the answer.
 """
 
@@ -50,11 +53,13 @@ _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-ZÀ-Ý][\w'’-]+|[A-Z]{2,})")
 @dataclass(frozen=True)
 class Context:
     """What a follow-up was read with: words carried from an earlier turn, that turn's number
-    (1-based, in the history given) and the document it cited."""
+    (1-based, in the history given) and the document it cited; ``keywords``: the carried words that
+    also join the question's keyword terms."""
 
     carried: tuple[str, ...]
     from_turn: int
     source: str | None
+    keywords: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"used": True, "carried": list(self.carried), "from_turn": self.from_turn}
@@ -95,7 +100,9 @@ def resolve(question: str, lang: str, history: list[dict]) -> tuple[str, Context
     first = max(0, len(history) - TURNS_READ)
     for n in range(len(history) - 1, first - 1, -1):
         names, words, source = _subject(history[n])
-        carried = tuple(w for w in [*names, *words] if not own.issuperset(analyze.words(w)))
+        names = [w for w in names if not own.issuperset(analyze.words(w))]
+        carried = tuple([*names, *(w for w in words if not own.issuperset(analyze.words(w)))])
         if carried:
-            return f"{question} {' '.join(carried)}", Context(carried, n + 1, source)
+            keywords = carried if len(own) <= SHORT else tuple(names)
+            return f"{question} {' '.join(carried)}", Context(carried, n + 1, source, keywords)
     return question, None

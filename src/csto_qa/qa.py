@@ -99,7 +99,8 @@ class QA:
 
         t = time.perf_counter()
         query = self.retriever.query(text, qlang, translation.text if translation else None,
-                                     " " + " ".join(context.carried) if context else "")
+                                     " ".join(context.carried) if context else "",
+                                     " ".join(context.keywords) if context else "")
         timings["embed"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

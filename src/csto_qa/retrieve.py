@@ -91,17 +91,20 @@ class Retriever:
             out.append([t for t in terms if t in self._vocab])
         return out
 
-    def query(self, text: str, lang: str | None = None, translation: str | None = None, context: str = "") -> Query:
+    def query(self, text: str, lang: str | None = None, translation: str | None = None, context: str = "",
+              keywords: str = "") -> Query:
         """Embed the question, and map its words to the corpus's terms for BM25 and coverage: a word
         the corpus uses, or one it reaches through the corpus's word vectors. A translation into the
-        documents' language adds its words; ``context``, the words a follow-up carries from earlier
-        turns (conversation.resolve), joins the question."""
-        question, text = text, text + context
-        words = analyze.words(text)
+        documents' language adds its words. ``context``, the words a follow-up carries from earlier
+        turns (conversation.resolve), joins the question's embedding; ``keywords``, those of them
+        that join its terms too."""
+        question = text
+        words = analyze.words(f"{text} {keywords}")
         found = [analyze.stem(w, self.index.lang) for w in words]
         found = [[stem] if stem in self._vocab else [] for stem in found]
         unknown = [w for w, f in zip(words, found) if not f and not w.isdigit()]
-        vectors = self.embedder.embed_queries([text, *unknown])  # one call: the question and its unknown words
+        # one call: the question (with what it carries) and its unknown words
+        vectors = self.embedder.embed_queries([f"{text} {context}".rstrip(), *unknown])
         bridged = dict(zip(unknown, self._translations(vectors[1:])))
         terms = [t for w, f in zip(words, found) for t in (f or bridged.get(w, []))]
         known = sum(bool(f or bridged.get(w)) for w, f in zip(words, found)) / len(words) if words else 0.0
