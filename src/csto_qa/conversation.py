@@ -11,8 +11,9 @@ short answer it was given (a person, a place); the document that turn cited is a
 search. All of them join the question's embedding; only the names join its keywords (the terms
 BM25 and a sentence's coverage match), unless the question says too little of its own: "Quels pays
 en font partie ?" after "Quel est l'objectif principal de l'OTSC ?" is about the OTSC, not about an
-objective, and an answer need not say "objectif" (dev follow-ups right 23 -> 24 of 32). The question's own type is kept (it is still "where?" that is asked). Only the last
-TURNS_READ turns are read. What was carried, and from which turn, is part of the answer.
+objective, and an answer need not say "objectif" (dev follow-ups right 23 -> 24 of 32). The
+question's own type is kept (it is still "where?" that is asked). Only the last TURNS_READ turns are
+read. What was carried, and from which turn, is part of the answer.
 """
 
 from __future__ import annotations

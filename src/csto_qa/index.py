@@ -55,8 +55,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from . import analyze
-from . import translate
+from . import analyze, translate
 from .embed import Embedder
 from .lang import LANGS, ranked
 from .load import LoadError, check_entry, corpus_files, file_digest, load_file, max_text_chars
@@ -538,12 +537,12 @@ def _read_lexicon(cache: Path, dim: int) -> dict[str, np.ndarray]:
 VECTOR_KEYS = ("chunk_vectors", "sentence_vectors", "context_vectors", "translated_vectors")
 
 
-def _read_cache_entry(path: Path, dim: int, translated: bool) -> dict | None:
+def _read_cache_entry(path: Path, dim: int, with_translation: bool) -> dict | None:
     """A file's cached spans and vectors, or None when missing or damaged in any way (a damaged entry is
     embedded again): the zip's CRC catches flipped bytes, the checks below truncated or foreign arrays."""
     if not path.exists():
         return None
-    vectors = VECTOR_KEYS if translated else VECTOR_KEYS[:3]
+    vectors = VECTOR_KEYS if with_translation else VECTOR_KEYS[:3]
     try:
         with np.load(path) as z:
             entry = {k: z[k] for k in ("chunk_spans", "sentence_spans", *vectors)}
