@@ -51,6 +51,19 @@ def test_an_english_follow_up_carries_the_person_answered(qa):
     assert not follow.abstained and "Kirghizstan" in follow.answer.quote
 
 
+def test_a_follow_up_matches_the_earlier_subject_not_its_other_words(qa):
+    """What the follow-up carries all orients the search, but an answer needs to name only the subject:
+    the countries that belong to the OTSC, not a sentence on its main objective."""
+    first, follow = converse(qa, ["Quel est l'objectif principal de l'OTSC ?", "Quels pays en font partie ?"])
+    assert "objectif" in " ".join(follow.context.carried) and follow.context.keywords == ("OTSC",)
+    assert "objectif" not in follow.answer.quote  # the gold answers: the five members, or Armenia
+    assert "Kirghizstan" in follow.answer.quote or "Arménie en fait également partie" in follow.answer.quote
+    assert_cited(CORPUS, follow.answer)
+    # a question of two words or fewer has nothing of its own: it takes every carried word as a keyword
+    why = converse(qa, ["Quel est l'objectif principal de l'OTSC ?", "Pourquoi ?"])[1]
+    assert why.context.keywords == why.context.carried
+
+
 def test_a_question_that_stands_alone_gets_the_same_answer(qa):
     history = [{"question": "Quand l'OTSC a-t-elle été fondée ?", "result": qa.ask("Quand l'OTSC a-t-elle été fondée ?").to_dict()}]
     for question in ["How many troops were deployed to Kazakhstan in January 2022?",
