@@ -157,18 +157,13 @@ def _cache_key(embedder_identity: str, settings: SplitSettings, translation: str
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def translation(translator: translate.Translator) -> str | None:
-    """What an index records of the translator its sentences were translated by (None: none)."""
-    return translator.name if translator.available else None
-
-
 ANY = "any"  # staleness(): the index's translation is not checked
 
 
 def staleness(corpus: Path, manifest: dict, embedder_identity: str | None, settings: SplitSettings | None,
               translated: str | None = ANY) -> str | None:
     """Why the index no longer matches the corpus and settings, or None when it does. ``translated``:
-    the translation (see translation()) the index should have been built with, unless ANY."""
+    the translator identity (Translator.identity) the index should have been built with, unless ANY."""
     if manifest.get("format_version") != FORMAT_VERSION:
         return f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
     if embedder_identity and manifest["embedder"]["identity"] != embedder_identity:
@@ -375,7 +370,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
     t0 = time.perf_counter()
     corpus, index_dir = Path(corpus), Path(index_dir)
     translator = translator or translate.create()
-    translated = translation(translator)
+    translated = translator.identity
     with _locked(index_dir):
         previous = {}
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import cite, conversation, lang, translate
 from .embed import Embedder, create
 from .extract import ExtractSettings, Extractor
-from .index import Index, IndexProblem, build, open_index, translation
+from .index import Index, IndexProblem, build, open_index
 from .retrieve import MODES, Retriever
 from .split import SplitSettings
 from .types import Document, Result
@@ -70,12 +70,12 @@ class QA:
         emb = embedder if isinstance(embedder, Embedder) else create(embedder, log=log)
         tr = translator if isinstance(translator, translate.Translator) else translate.create(translator)
         try:
-            idx = open_index(Path(index), Path(corpus), emb.identity, split, translation(tr))
+            idx = open_index(Path(index), Path(corpus), emb.identity, split, tr.identity)
         except IndexProblem as problem:
             log(f"{problem}: building the index")
             report = build(Path(corpus), Path(index), emb, split, progress=progress, log=log, translator=tr)
             log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
-            idx = open_index(Path(index), Path(corpus), emb.identity, split, translation(tr))
+            idx = open_index(Path(index), Path(corpus), emb.identity, split, tr.identity)
         lang.detect("warm up")  # loads the language model now, not on the first user's question (0.4 s)
         return cls(idx, emb, extract, tr)
 

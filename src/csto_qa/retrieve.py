@@ -98,7 +98,6 @@ class Retriever:
         documents' language adds its words. ``context``, the words a follow-up carries from earlier
         turns (conversation.resolve), joins the question's embedding; ``keywords``, those of them
         that join its terms too."""
-        question = text
         words = analyze.words(f"{text} {keywords}")
         found = [analyze.stem(w, self.index.lang) for w in words]
         found = [[stem] if stem in self._vocab else [] for stem in found]
@@ -113,7 +112,7 @@ class Retriever:
             terms.extend(dict.fromkeys(t for t in t_stems if t in self._vocab and t not in terms))
             if t_stems:
                 known = max(known, sum(t in self._vocab for t in t_stems) / len(t_stems))
-        return Query(question, vectors[0], terms, known, lang or detect(question, default=self.index.lang))
+        return Query(text, vectors[0], terms, known, lang or detect(text, default=self.index.lang))
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal

@@ -28,5 +28,10 @@ class Translator(ABC):
     @abstractmethod
     def translate(self, text: str, source: str, target: str) -> Translation | None: ...
 
+    @property
+    def identity(self) -> str | None:
+        """What an index whose sentences this translator translated records (None: it translates none)."""
+        return self.name if self.available else None
+
     def close(self) -> None:
         """Stops what the backend started (processes)."""
