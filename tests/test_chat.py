@@ -64,6 +64,19 @@ def test_a_follow_up_matches_the_earlier_subject_not_its_other_words(qa):
     assert why.context.keywords == why.context.carried
 
 
+def test_an_ellipsis_asks_what_the_question_it_continues_asked(qa):
+    """"Et sa force de maintien de la paix ?" has no question word: like the question before it, it asks
+    how many, and its answer is the sentence with the figure, not one that merely names the force."""
+    first_q = "Combien d'hommes compte la force d'intervention rapide dont l'OTSC s'est dotée en 2019 ?"
+    first, follow = converse(qa, [first_q, "Et sa force de maintien de la paix ?"])
+    assert follow.context.continues == first_q
+    assert "3 600" in follow.answer.quote
+    assert_cited(CORPUS, follow.answer)
+    # a continuation with a question word of its own asks its own question
+    other = converse(qa, [first_q, "Et qui la commande ?"])[1]
+    assert other.context is not None and other.context.continues is None
+
+
 def test_a_question_that_stands_alone_gets_the_same_answer(qa):
     history = [{"question": "Quand l'OTSC a-t-elle été fondée ?", "result": qa.ask("Quand l'OTSC a-t-elle été fondée ?").to_dict()}]
     for question in ["How many troops were deployed to Kazakhstan in January 2022?",
@@ -89,6 +102,9 @@ def test_a_topic_change_inherits_nothing_and_an_absent_subject_is_declined(qa):
     ("Quand l'OTSC a-t-elle été fondée ?", "fr", False), ("Au fait, quelle est la capitale de l'Australie ?", "fr", False),
     ("What did article 6 of the agreement establishing the CIS require of its member states?", "en", False),
     ("What did Putin recommend that member states opt for?", "en", False),
+    # a demonstrative or a pronoun for a thing points back even in a question naming something
+    ("Which CSTO member is still part of it?", "en", True), ("Qu'a dit Poutine lors de cette réunion ?", "fr", True),
+    ("C'étaient surtout des Russes ?", "fr", True), ("Combien de membres y a-t-il dans l'OTSC ?", "fr", False),
 ])
 def test_what_depends_on_the_conversation(question, lang, expected):
     assert depends(question, lang) is expected

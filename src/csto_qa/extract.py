@@ -243,12 +243,16 @@ class Extractor:
         a, b = self.index.sentences[first], self.index.sentences[second]
         return a.doc == b.doc and "\n" not in self.index.documents[a.doc].text[a.end : b.start]
 
-    def extract(self, hits: list[Hit], query: Query) -> Extraction | None:
+    def extract(self, hits: list[Hit], query: Query, continues: str | None = None) -> Extraction | None:
         """The quote that answers, or None when the documents do not support an answer: the question
         is about nothing in them (see ``relevance``), or it names a year none of the retrieved
         documents names, or it asks when / how many and no sentence close to the best one holds a
-        date / quantity."""
+        date / quantity. ``continues``: the earlier question an ellipsis continues; a question of no
+        type of its own asks what that one asked ("Et sa force de maintien de la paix ?" after
+        "Combien d'hommes compte la force d'intervention rapide ?" asks how many)."""
         qtype = answer_type(query.text)
+        if qtype == "other" and continues:
+            qtype = answer_type(continues)
         evidence = self._dated(self.evidence(hits, query, qtype), query.text)
         threshold = self.settings.min_relevance - self.settings.cross_lingual * (query.lang != self.index.lang)
         if not evidence or self.relevance(hits, query) < threshold:

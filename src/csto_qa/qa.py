@@ -109,7 +109,7 @@ class QA:
         timings["retrieve"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
-        found = self.extractor.extract(hits, query)
+        found = self.extractor.extract(hits, query, context.continues if context else None)
         answer = None
         if found is not None:
             answer = cite.answer(self.index.documents[found.doc], found.start, found.end, found.score, found.short_answer)
