@@ -12,8 +12,9 @@ search. All of them join the question's embedding; only the names join its keywo
 BM25 and a sentence's coverage match), unless the question says too little of its own: "Quels pays
 en font partie ?" after "Quel est l'objectif principal de l'OTSC ?" is about the OTSC, not about an
 objective, and an answer need not say "objectif" (dev follow-ups right 23 -> 24 of 32). The
-question's own type is kept (it is still "where?" that is asked). Only the last TURNS_READ turns are
-read. What was carried, and from which turn, is part of the answer.
+question's own type is kept (it is still "where?" that is asked), except by an ellipsis, which has
+none: "Et sa force de maintien de la paix ?" asks how many, as the question it continues did. Only
+the last TURNS_READ turns are read. What was carried, and from which turn, is part of the answer.
 """
 
 from __future__ import annotations
@@ -137,5 +138,5 @@ def resolve(question: str, lang: str, history: list[dict]) -> tuple[str, Context
         if carried:
             keywords = carried if len(own) <= SHORT else tuple(names)
             return f"{question} {' '.join(carried)}", Context(carried, n + 1, source, keywords,
-                                                              _continued(question, lang, history[: n + 1]))
+                                                              _continued(question, lang, history[first : n + 1]))
     return question, None
