@@ -57,6 +57,13 @@ def verdict(value: float, limit: float, at_most: bool = True) -> str:
     return "ok" if ok else "MISSED"
 
 
+def clocked(fn, *args, **kwargs):
+    """fn's result and its duration in ms."""
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t) * 1000
+
+
 def quiet(*_args, **_kwargs) -> None:
     """For the engine's log= argument: the tables are the output."""
 

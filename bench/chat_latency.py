@@ -12,17 +12,10 @@ The index is kept in $CSTO_QA_BENCH_DIR (default /tmp/csto-qa-bench), built ther
 from __future__ import annotations
 
 import argparse
-import time
 
-from benchlib import CORPUS, ROOT, WORK, header, pct, quiet, slug, table
+from benchlib import CORPUS, ROOT, WORK, clocked, header, pct, quiet, slug, table
 from csto_qa import QA
 from csto_qa.evaluate import load_gold
-
-
-def clocked(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, (time.perf_counter() - t) * 1000
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from benchlib import CORPUS, GOLD, WORK, header, pct, quiet, slug, table, verdict
+from benchlib import CORPUS, GOLD, WORK, clocked, header, pct, quiet, slug, table, verdict
 from csto_qa import QA
 from csto_qa.embed import Embedder
 from csto_qa.evaluate import load_gold
@@ -52,12 +52,6 @@ class TimedEmbedder(Embedder):
 
     def embed_passages(self, texts, progress=None):
         return self.inner.embed_passages(texts, progress)
-
-
-def clocked(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, (time.perf_counter() - t) * 1000
 
 
 def one_question(qa: QA, retriever: Retriever, timed: TimedEmbedder, question: str, times: dict) -> None:

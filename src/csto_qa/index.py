@@ -366,10 +366,15 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
     nothing changed (and not ``force``), the live generation is checked and kept. ``progress``: a
     progress bar, or a function called with (texts done, texts to do). ``translator``: translates
     every sentence in context into the other language (default: translate.create(), Apertium where
-    installed); one that is not available builds without."""
+    installed, stopped when the build ends); one that is not available builds without."""
+    if translator is None:
+        translator = translate.create()
+        try:
+            return build(corpus, index_dir, embedder, settings, progress, log, force, translator)
+        finally:
+            translator.close()  # its pipelines would otherwise outlive the build in a long-lived process
     t0 = time.perf_counter()
     corpus, index_dir = Path(corpus), Path(index_dir)
-    translator = translator or translate.create()
     translated = translator.identity
     with _locked(index_dir):
         previous = {}
