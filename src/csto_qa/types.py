@@ -118,6 +118,7 @@ class Answer:
     score: float
     page: int | None = None  # of a PDF
     paragraph: int | None = None  # of a .docx or .odt file
+    confidence: float | None = None  # the reader's probability (0 to 1) that the quote answers the question
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +136,10 @@ class Result:
     notice: str | None = None  # e.g. that an over-long question was truncated
     translation: "Translation | None" = None  # the question in the documents' language, as also searched
     context: "Context | None" = None  # what a follow-up was read with, from earlier turns
+    # why there is no answer, as a code the page words in its own language: "no_passage" (nothing
+    # retrieved), "unsure" (the best sentence's confidence is below the reader's threshold)
+    reason: str | None = None
+    confidence: float | None = None  # the best sentence's confidence, answered or not
 
     def to_dict(self) -> dict:
         return {
@@ -145,6 +150,8 @@ class Result:
             "passages": [p.to_dict() for p in self.passages],
             "translation": self.translation.to_dict() if self.translation else None,
             "context": self.context.to_dict() if self.context else None,
+            "reason": self.reason,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "message": self.message,
             "notice": self.notice,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
