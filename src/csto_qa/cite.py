@@ -44,7 +44,8 @@ def passage(doc: Document, start: int, end: int, rank: int, score: float, chunk:
                    chunk=chunk, **place(doc, raw_start))
 
 
-def answer(doc: Document, start: int, end: int, score: float, short: str | None) -> Answer:
+def answer(doc: Document, start: int, end: int, score: float, short: str | None,
+           confidence: float | None = None) -> Answer:
     """The answer quoting ``doc.text[start:end]`` (loaded offsets) from the stored file. A short
     answer found in the loaded text is kept only if the quote holds it as it stands."""
     raw_start, raw_end = doc.raw_span(start, end)
@@ -54,7 +55,8 @@ def answer(doc: Document, start: int, end: int, score: float, short: str | None)
     line_start, line_end = doc.lines(raw_start, raw_end)
     return Answer(quote=quote, short_answer=short if short and short in quote else None, source=doc.source,
                   title=doc.title, start=raw_start, end=raw_end, line_start=line_start, line_end=line_end,
-                  score=round(score, 4), **place(doc, raw_start))
+                  score=round(score, 4), confidence=None if confidence is None else round(confidence, 4),
+                  **place(doc, raw_start))
 
 
 def verify(quote: str, stored: str, start: int, end: int, fmt: str) -> bool:

@@ -74,7 +74,32 @@ def parser() -> argparse.ArgumentParser:
                    help="let the page add and remove documents (the corpus folder is the server's state; off by default)")
     s.add_argument("--watch", action="store_true",
                    help="index files added, changed or removed in the corpus folder by other means, without a restart")
+
+    t = sub.add_parser("train-reader", help="train the reader (its adapter and decision files) from PIAF and the "
+                                            "gold sets' dev parts; hours on 2 cores, with checkpoints")
+    t.add_argument("--piaf", default="../shared/data/piaf", help="PIAF folder or .json, read in place")
+    t.add_argument("--stages", default="encoder,decide,test",
+                   help="comma-separated: encoder (fine-tune), decide (fit the decision), test (PIAF test figures)")
+    t.add_argument("--work", default="reader-work", help="indexes of the decision stage (default: reader-work)")
+    t.add_argument("--checkpoints", default="reader-checkpoints", help="checkpoint folder (default: reader-checkpoints)")
+    t.add_argument("--resume", action="store_true", help="go on from the last checkpoint")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
     return p
+
+
+def cmd_train_reader(args) -> int:
+    import dataclasses
+
+    from .reader import train
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    if not stages or not set(stages) <= {"encoder", "decide", "test"}:
+        raise UsageError(f"--stages: expected some of encoder, decide, test, not '{args.stages}'")
+    changes = {k: getattr(args, k) for k in ("epochs", "seed") if getattr(args, k) is not None}
+    settings = dataclasses.replace(train.Settings(), **changes)
+    train.run(Path(args.piaf), Path(args.work), Path(args.checkpoints), settings, stages, args.resume, log=_log)
+    return 0
 
 
 def _open(args, progress=True):
@@ -246,13 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluate import GoldError
     from .index import IndexProblem
     from .qa import QuestionError
+    from .reader.adapter import AdapterError
+    from .reader.decide import ModelError
+    from .reader.piaf import DataError
     from .translate import TranslatorError
 
     try:
         args = parser().parse_args(argv)
         return {"build": cmd_build, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
-                "serve": cmd_serve}[args.command](args)
-    except (UsageError, QuestionError, GoldError, EmbedderError, TranslatorError) as exc:
+                "serve": cmd_serve, "train-reader": cmd_train_reader}[args.command](args)
+    except (UsageError, QuestionError, GoldError, EmbedderError, TranslatorError, AdapterError, ModelError,
+            DataError) as exc:
         _log(f"csto-qa: {exc}")
         return 2
     except IndexProblem as exc:

@@ -1,22 +1,23 @@
 """Step 8, extract: the retrieved passages -> the sentence that answers, a short answer inside it,
-or an abstention when the evidence is not there.
+or an abstention when no sentence does.
 
-Each sentence of the top passages is scored without generating text (``Extractor.evidence``): its
-similarity to the question, alone and with the sentence before it (vectors computed at build time;
-for a question in the other language than the sentence's, the context is its translation into the
-question's language, made at build time);
-the share of the question's content words it and its
-document's title hold, weighted by rarity; whether it holds what the question asks for (a date for
-"when"...); whether it is a fragment; whether it names years, months or weekdays, none of them the
-question's; and the rank of its passage. Abstention (``Extractor.extract``) reads the best passage's
-relevance; for when / how many questions, whether a dated / quantified sentence is near the top;
-and, for a question that names a year, whether a retrieved document names it too.
+Each sentence of the top passages is a candidate, described by the signals the engine measures
+without generating text (``Extractor.candidates``, reader/decide.py's FEATURES): the reader's
+similarity of the sentence to the question, alone and after the sentence before it (vectors made at
+build time by the fine-tuned encoder; across languages, through the sentence's translation); the
+share of the question's words it and its document's title hold; whether it holds what the question
+asks for (a date for "when"...); whether it is a fragment, names other dates than the question's,
+or sits in a document without the question's years; its passage's rank and similarity. The reader's
+learned model (reader/decide.py) ranks the candidates and gives the best one's confidence; below
+its threshold the engine declines. Around the best sentence, the quote takes in a neighbour that
+scores nearly as well or holds the answer's type, and the list a sentence ending with a colon opens.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import analyze
 from .index import Index
+from .reader import decide
 from .retrieve import Hit, Query
 from .split import list_item
 
@@ -32,31 +34,9 @@ from .split import list_item
 @dataclass(frozen=True)
 class ExtractSettings:
     passages: int = 5  # sentences are taken from this many top passages
-    # weights chosen on the dev questions (csto-qa eval; the closing notes give the figures)
-    w_sentence: float = 1.0  # similarity of the sentence alone
-    w_context: float = 1.0  # same, for the sentence with the one before it
-    w_coverage: float = 0.3  # share of the question's words present
-    w_rank: float = 0.01  # per rank of the passage the sentence sits in
-    w_typed: float = 0.05  # holds a span of the type asked for (a date for "when"...)
-    w_fragment: float = 0.3  # penalty for fragments: captions, headings (see fragment())
-    # penalty for a sentence that names years (months, weekdays), none of them one the question
-    # names: "un sommet à Moscou le 11 novembre 2026" does not tell where the 2025 summit was, nor
-    # "le samedi, de 9 h à 12 h" when the town hall closes on Thursdays. 0.1 to 0.4 did the same on
-    # the dev parts (one more right answer, nothing lost)
-    w_other_date: float = 0.2
-    join_margin: float = 0.12  # a neighbouring sentence this close to the best joins the quote
-    typed_margin: float = 0.1  # for when / how many: the best dated / quantified sentence this close
-    # abstention (see extract()): how much closer the best passage is to the question than the
-    # corpus's background is. Raw cosines do not separate (e5 compresses them: off-topic questions
-    # reach 0.81, answerable ones go down to 0.78); this margin does. Chosen on the dev parts of
-    # three gold sets (v1, v2's new questions, the second corpus): -0.025 declined 4 more answerable
-    # questions there than -0.035 and no more off-topic ones.
-    min_relevance: float = -0.035
-    # A question in another language than the corpus's is less similar to every passage: on the dev
-    # parts, answerable English questions sit 0.027-0.032 below French ones at the median, and so do
-    # unanswerable ones. Its threshold is lowered by this much: 0.01 to 0.02 did the same on dev (the
-    # second corpus's false abstentions 0.125 -> 0), 0.03 declined one unanswerable question less.
-    cross_lingual: float = 0.015
+    # a neighbouring sentence whose score is at most this far below the best's joins the quote (log-odds)
+    join_margin: float = 1.0
+    abstain: bool = True  # off: the best sentence is quoted whatever its confidence (evaluate's "hybrid")
 
 
 @dataclass(frozen=True)
@@ -66,6 +46,17 @@ class Extraction:
     end: int
     score: float
     short_answer: str | None
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of the passages: the quote (None when it declines), the best
+    sentence's confidence, why it declined, and the time of its model work."""
+    extraction: Extraction | None
+    confidence: float | None
+    reason: str | None
+    seconds: float
 
 
 SHORT = 50
@@ -73,6 +64,8 @@ LIST_CHARS = 800  # a quote that takes in the list its sentence opens stops befo
 # A picture credit closing a caption: "(Jane Doe/Agency via AP)", "(© AFP)".
 _CREDIT = re.compile(r"\([^()\n]*(?:/|\bvia\b|©)[^()\n]*\)$")
 _TABLE_SEPARATOR = re.compile(r"\|?[ \t]*:?-{2,}")
+_TYPED = {"when": "typed_when", "how_many": "typed_count", "amount": "typed_count", "who": "typed_who",
+          "where": "typed_where"}
 
 
 def fragment(text: str) -> bool:
@@ -99,16 +92,20 @@ class _DocTerms:
 
 
 @dataclass(frozen=True)
-class Evidence:
-    sentence: int
-    score: float
-    typed: bool  # holds a span of the type the question asks for
+class Candidates:
+    """A question's candidate sentences and their signals (rows of ``features``, in FEATURES order)."""
+    ids: np.ndarray
+    features: np.ndarray
+    typed: np.ndarray  # bool: holds a span of the type asked for
+    qtype: str
+    extra: dict  # the question-level signals the decision reads (decide.decision_row)
 
 
 class Extractor:
-    def __init__(self, index: Index, settings: ExtractSettings = ExtractSettings()):
+    def __init__(self, index: Index, settings: ExtractSettings = ExtractSettings(), model: decide.Decider | None = None):
         self.index = index
         self.settings = settings
+        self.model = model or decide.load()
         self._idf = _idf(index)
         self._idf_unknown = math.log(1 + len(index.chunks))
         self._docs: dict[int, _DocTerms] = {}  # read from a document when a question first needs it
@@ -125,49 +122,48 @@ class Extractor:
         total = sum(self._idf.get(t, self._idf_unknown) for t in wanted)
         return sum(self._idf.get(t, self._idf_unknown) for t in wanted & present) / total
 
-    def evidence(self, hits: list[Hit], query: Query, qtype: str | None = None) -> list[Evidence]:
-        s = self.settings
-        qtype = answer_type(query.text) if qtype is None else qtype
-        asked_dates = _asked(query.text).dates
+    def candidates(self, hits: list[Hit], query: Query, qtype: str) -> Candidates:
         seen: dict[int, int] = {}
-        for rank, hit in enumerate(hits[: s.passages]):
+        for rank, hit in enumerate(hits[: self.settings.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
                 seen.setdefault(sid, rank)
-        if not seen:
-            return []
-        ids = np.fromiter(seen, dtype=np.int64)
+        ids = np.fromiter(seen, dtype=np.int64, count=len(seen))
         q = query.vector.astype(np.float32)
-        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q
-        context = self.index.context_vectors.reconstruct_batch(ids) @ q
-        if self.index.translated_vectors is not None:
-            # a sentence of a document in another language than the question's is read in context
-            # through its translation into the question's language (made at build time): e5 compares
-            # two texts of one language more finely than across languages (+5 -1 dev, docs/ablation.md)
+        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q if len(ids) else np.zeros(0, np.float32)
+        context = self.index.context_vectors.reconstruct_batch(ids) @ q if len(ids) else np.zeros(0, np.float32)
+        if self.index.translated_vectors is not None and len(ids):
+            # a sentence in another language than the question's is read in context through its
+            # translation into the question's language (made at build time)
             docs = self.index.documents
             foreign = np.fromiter((docs[self.index.sentences[i].doc].lang != query.lang for i in ids.tolist()),
                                   dtype=bool, count=len(ids))
             if foreign.any():
                 context[foreign] = self.index.translated_vectors[ids[foreign]].astype(np.float32) @ q
-        out = []
+        asked = _asked(query.text)
+        typed_column = _TYPED.get(qtype)
+        passage = {h.chunk: h.dense for h in hits}
+        rows, typed_flags = [], []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
             sent = self.index.sentences[sid]
             doc_text = self.index.documents[sent.doc].text
             text = doc_text[sent.start : sent.end]
-            # (the unit asked for only orders the short answer)
             typed = bool(_typed_spans(text, qtype, query.text, self.index.lowercase))
-            # a line naming a person (a byline, a caption) answers "who" as well as a sentence does
-            partial = (not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start)
-                       and fragment(text) and not (typed and qtype == "who"))
-            # read with its document's title: an FAQ answer names its subject only there ("Le montant
-            # forfaitaire est de 646,52 €" on the RSA page, next to pages on other allowances)
-            cov = self.coverage(query.terms, text, sent.doc)
-            rank = seen[sid]
-            other_date = any(asked_dates) and _other_date(asked_dates, _calendar(text))  # most questions name none
-            score = (s.w_sentence * a + s.w_context * c + s.w_coverage * cov - s.w_rank * rank
-                     + s.w_typed * typed - s.w_fragment * partial - s.w_other_date * other_date)
-            out.append(Evidence(sid, score, typed))
-        out.sort(key=lambda e: -e.score)
-        return out
+            partial = not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start) and fragment(text)
+            f = dict.fromkeys(decide.FEATURES, 0.0)
+            f.update(alone=a, context=c, coverage=self.coverage(query.terms, text, sent.doc), fragment=float(partial),
+                     rank=float(seen[sid]), asks=float(self._asks(sid)),
+                     passage=passage.get(hits[seen[sid]].chunk, 0.0))
+            if typed_column:
+                f[typed_column] = float(typed)
+            if any(asked.dates):  # most questions name no date
+                f["other_date"] = float(_other_date(asked.dates, _calendar(text)))
+                f["undated"] = float(not asked.dates.years <= self._doc(sent.doc).years)
+            rows.append([f[name] for name in decide.FEATURES])
+            typed_flags.append(typed)
+        features = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(decide.FEATURES))
+        extra = {"relevance": self.relevance(hits, query), "cross_lingual": query.lang != self.index.lang,
+                 "asks_typed": qtype in ("when", "how_many"), "typed": typed_flags, "known": query.known}
+        return Candidates(ids, features, np.asarray(typed_flags, dtype=bool), qtype, extra)
 
     def relevance(self, hits: list[Hit], query: Query) -> float:
         """Similarity of the best passage to the question, less that of the corpus's background (the
@@ -175,24 +171,47 @@ class Extractor:
         generic centre as to any passage; one the corpus covers comes clearly closer to a passage."""
         return hits[0].dense - float(self.index.background @ query.vector) if hits else -1.0
 
-    def quote(self, evidence: list[Evidence]) -> tuple[int, int, int]:
+    def read(self, hits: list[Hit], query: Query, continues: str | None = None) -> Reading:
+        """The quote that answers, or a decline with its reason. ``continues``: the earlier question
+        an ellipsis continues; a question of no type of its own asks what that one asked ("Et sa
+        force de maintien de la paix ?" after "Combien d'hommes compte la force d'intervention
+        rapide ?" asks how many)."""
+        qtype = answer_type(query.text)
+        if qtype == "other" and continues:
+            qtype = answer_type(continues)
+        cands = self.candidates(hits, query, qtype)
+        if not len(cands.ids):
+            return Reading(None, None, "no_passage", 0.0)
+        t = time.perf_counter()
+        scores = self.model.scores(cands.features)
+        order = np.argsort(-scores, kind="stable")
+        confidence = self.model.confidence(decide.decision_row(scores, cands.features, order, cands.extra))
+        seconds = time.perf_counter() - t
+        if self.settings.abstain and confidence < self.model.threshold:
+            return Reading(None, confidence, "unsure", seconds)
+        d, start, end = self.quote(cands, scores, order)
+        spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text, self.index.lowercase)
+        found = Extraction(d, start, end, float(scores[order[0]]), spans[0] if len(spans) == 1 else None, confidence)
+        return Reading(found, confidence, None, seconds)
+
+    def quote(self, cands: Candidates, scores: np.ndarray, order: np.ndarray) -> tuple[int, int, int]:
         """(document, start, end) of the quote: the best sentence, joined by the sentence next to it
         in its paragraph when that one scores nearly as well (answers often span two sentences)."""
-        best, score = evidence[0].sentence, evidence[0].score
-        scores = {e.sentence: e.score for e in evidence}
-        typed = {e.sentence for e in evidence if e.typed}
+        ids = cands.ids.tolist()
+        by_id = {sid: float(s) for sid, s in zip(ids, scores.tolist())}
+        typed = {sid for sid, t in zip(ids, cands.typed.tolist()) if t}
+        best = ids[order[0]]
+        score = by_id[best]
         if self._asks(best):
             best += 1  # a question is no answer: an FAQ heading or a rhetorical question is followed by its answer
         first = last = best
-        # the answer the question asks for (a name, a place...) often sits in the next sentence or
-        # the one before ("..., remarque Jane Doe. « ... », affirme la directrice de ..."): a
-        # neighbour holding it joins a best sentence that does not, however it scores
+        # the answer the question asks for (a name, a date...) often sits in the next sentence or the
+        # one before: a neighbour holding it joins a best sentence that does not
         neighbours = [n for n in (best - 1, best + 1)
-                      if n in scores and (scores[n] >= score - self.settings.join_margin
-                                          or (n in typed and best not in typed))
+                      if n in by_id and (by_id[n] >= score - self.settings.join_margin or (n in typed and best not in typed))
                       and self._same_paragraph(min(n, best), max(n, best))]
         if neighbours:
-            n = max(neighbours, key=scores.get)
+            n = max(neighbours, key=by_id.get)
             first, last = min(n, first), max(n, last)
         last = self._list_after(last)
         a, b = self.index.sentences[first], self.index.sentences[last]
@@ -224,14 +243,6 @@ class Extractor:
         return (sentence + 1 < len(sents) and sents[sentence + 1].doc == sents[sentence].doc
                 and self.index.sentence_text(sentence).rstrip().endswith("?"))
 
-    def _dated(self, evidence: list[Evidence], question: str) -> list[Evidence]:
-        """The evidence from documents that name every year the question names: a question about the
-        2024 summit is not answered by a document that only tells of the 2025 one."""
-        years = _asked(question).dates.years
-        if not years:
-            return evidence
-        return [e for e in evidence if years <= self._doc(self.index.sentences[e.sentence].doc).years]
-
     def _doc(self, doc: int) -> _DocTerms:
         if doc not in self._docs:
             d = self.index.documents[doc]
@@ -242,30 +253,6 @@ class Extractor:
     def _same_paragraph(self, first: int, second: int) -> bool:
         a, b = self.index.sentences[first], self.index.sentences[second]
         return a.doc == b.doc and "\n" not in self.index.documents[a.doc].text[a.end : b.start]
-
-    def extract(self, hits: list[Hit], query: Query, continues: str | None = None) -> Extraction | None:
-        """The quote that answers, or None when the documents do not support an answer: the question
-        is about nothing in them (see ``relevance``), or it names a year none of the retrieved
-        documents names, or it asks when / how many and no sentence close to the best one holds a
-        date / quantity. ``continues``: the earlier question an ellipsis continues; a question of no
-        type of its own asks what that one asked ("Et sa force de maintien de la paix ?" after
-        "Combien d'hommes compte la force d'intervention rapide ?" asks how many)."""
-        qtype = answer_type(query.text)
-        if qtype == "other" and continues:
-            qtype = answer_type(continues)
-        evidence = self._dated(self.evidence(hits, query, qtype), query.text)
-        threshold = self.settings.min_relevance - self.settings.cross_lingual * (query.lang != self.index.lang)
-        if not evidence or self.relevance(hits, query) < threshold:
-            return None
-        if qtype in ("when", "how_many", "amount"):
-            typed = [e for e in evidence if e.typed]
-            if typed and typed[0].score >= evidence[0].score - self.settings.typed_margin:
-                evidence = typed + [e for e in evidence if not e.typed]
-            elif qtype != "amount":  # a keyword query naming a unit may want a yes or a how, not a figure
-                return None
-        d, start, end = self.quote(evidence)
-        spans = typed_spans(self.index.documents[d].text[start:end], qtype, query.text, self.index.lowercase)
-        return Extraction(d, start, end, evidence[0].score, spans[0] if len(spans) == 1 else None)
 
 
 def _idf(index: Index) -> dict[str, float]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import cite, conversation, lang, translate
 from .embed import Embedder, create
 from .extract import ExtractSettings, Extractor
 from .index import Index, IndexProblem, build, open_index
-from .retrieve import MODES, Retriever
+from .reader.decide import Decider
+from .retrieve import MODES, Hit, Query, Retriever
 from .split import SplitSettings
 from .types import Document, Result
 
@@ -28,6 +30,21 @@ MESSAGES = {
         "en": f"Question truncated to {MAX_QUESTION_CHARS} characters.",
     },
 }
+
+
+@dataclass
+class Search:
+    """A question as searched: what ``QA.search`` hands to the reader."""
+    text: str
+    truncated: bool
+    lang: str
+    query: Query
+    hits: list[Hit]
+    k: int
+    context: "conversation.Context | None"
+    translation: "translate.Translation | None"
+    timings: dict[str, float]
+    started: float
 
 
 class QuestionError(ValueError):
@@ -48,12 +65,12 @@ def clean_question(question: str) -> tuple[str, bool]:
 
 class QA:
     def __init__(self, index: Index, embedder: Embedder, extract: ExtractSettings = ExtractSettings(),
-                 translator: translate.Translator | None = None):
+                 translator: translate.Translator | None = None, decider: Decider | None = None):
         self.index = index
         self.embedder = embedder
         self.translator = translator or translate.create("none")
         self.retriever = Retriever(index, embedder)
-        self.extractor = Extractor(index, extract)
+        self.extractor = Extractor(index, extract, decider)
         self._documents = {d.source: i for i, d in enumerate(index.documents)}
 
     def document(self, source: str) -> Document | None:
@@ -64,9 +81,11 @@ class QA:
     @classmethod
     def open(cls, corpus: str | Path = "corpus", index: str | Path = "index", embedder: str | Embedder | None = None,
              split: SplitSettings = SplitSettings(), extract: ExtractSettings = ExtractSettings(),
-             progress: bool = True, log=print, translator: str | translate.Translator | None = None) -> "QA":
+             progress: bool = True, log=print, translator: str | translate.Translator | None = None,
+             decider: Decider | None = None) -> "QA":
         """Open the index for ``corpus``, (re)building it first when it is missing, stale or damaged.
-        ``translator``: a Translator, or a name for translate.create (default: Apertium where installed)."""
+        ``translator``: a Translator, or a name for translate.create (default: Apertium where installed).
+        ``decider``: the reader's ranking and decision (default: the shipped one, reader/decide.py)."""
         emb = embedder if isinstance(embedder, Embedder) else create(embedder, log=log)
         tr = translator if isinstance(translator, translate.Translator) else translate.create(translator)
         try:
@@ -77,18 +96,17 @@ class QA:
             log(f"index built: {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s")
             idx = open_index(Path(index), Path(corpus), emb.identity, split, tr.identity)
         lang.detect("warm up")  # loads the language model now, not on the first user's question (0.4 s)
-        return cls(idx, emb, extract, tr)
+        return cls(idx, emb, extract, tr, decider)
 
-    def ask(self, question: str, history: list[dict] | None = None, k: int = 5, mode: str = "hybrid") -> Result:
-        """The cited answer to ``question``, or an abstention. ``history``: the earlier turns of a
-        conversation, oldest first, each {"question": ..., "result": <Result.to_dict() or None>}."""
+    def search(self, question: str, history: list[dict] | None = None, k: int = 5, mode: str = "hybrid") -> Search:
+        """Steps before reading: the question cleaned, its language, what a follow-up carries, its
+        translation, its embedding and the retrieved passages."""
         t0 = time.perf_counter()
         text, truncated = clean_question(question)
         if mode not in MODES:
             raise QuestionError(f"unknown retrieval mode '{mode}' (expected one of {', '.join(MODES)})")
         k = max(1, min(int(k), MAX_PASSAGES))
         timings = {}
-
         qlang = lang.detect(text, default=self.index.lang)
         searched, context = conversation.resolve(text, qlang, _turns(history))
         translation = None
@@ -107,23 +125,34 @@ class QA:
         prior = self._documents.get(context.source) if context else None
         hits = self.retriever.search(query, k=max(k, self.extractor.settings.passages), mode=mode, prior=prior)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
+        return Search(text, truncated, qlang, query, hits, k, context, translation, timings, t0)
 
+    def ask(self, question: str, history: list[dict] | None = None, k: int = 5, mode: str = "hybrid") -> Result:
+        """The cited answer to ``question``, or an abstention. ``history``: the earlier turns of a
+        conversation, oldest first, each {"question": ..., "result": <Result.to_dict() or None>}."""
+        s = self.search(question, history, k, mode)
+        timings = s.timings
         t = time.perf_counter()
-        found = self.extractor.extract(hits, query, context.continues if context else None)
+        reading = self.extractor.read(s.hits, s.query, s.context.continues if s.context else None)
+        found = reading.extraction
         answer = None
         if found is not None:
-            answer = cite.answer(self.index.documents[found.doc], found.start, found.end, found.score, found.short_answer)
+            answer = cite.answer(self.index.documents[found.doc], found.start, found.end, found.score,
+                                 found.short_answer, found.confidence)
         timings["extract"] = (time.perf_counter() - t) * 1000
+        # the reader's model work: the question's embedding by the reader's encoder, and its decision
+        timings["read"] = timings["embed"] + reading.seconds * 1000
 
         passages = []
-        for rank, hit in enumerate(hits[:k], start=1):
+        for rank, hit in enumerate(s.hits[: s.k], start=1):
             c = self.index.chunks[hit.chunk]
             passages.append(cite.passage(self.index.documents[c.doc], c.start, c.end, rank, hit.score, hit.chunk))
-        timings["total"] = (time.perf_counter() - t0) * 1000
+        timings["total"] = (time.perf_counter() - s.started) * 1000
         return Result(
-            question=text, lang=qlang, abstained=answer is None, answer=answer, passages=passages,
-            message=MESSAGES["answer" if answer else "abstain"][qlang], timings_ms=timings,
-            notice=MESSAGES["truncated"][qlang] if truncated else None, translation=translation, context=context,
+            question=s.text, lang=s.lang, abstained=answer is None, answer=answer, passages=passages,
+            message=MESSAGES["answer" if answer else "abstain"][s.lang], timings_ms=timings,
+            notice=MESSAGES["truncated"][s.lang] if s.truncated else None, translation=s.translation,
+            context=s.context, reason=reading.reason, confidence=reading.confidence,
         )
 
 

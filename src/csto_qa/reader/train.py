@@ -288,25 +288,20 @@ def _meta(settings: Settings, sizes: dict, seen: int, dev: dict, seconds: float)
             "source": "PIAF v1.0 (DINUM/Etalab, MIT), train part by article hash"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="csto-qa train-reader", description=__doc__.split("\n")[0])
-    p.add_argument("--piaf", type=Path, default=piaf.DEFAULT_PATH, help="PIAF folder or .json (read in place)")
-    p.add_argument("--out", type=Path, default=adapter.SHIPPED, help="the adapter file written")
-    p.add_argument("--checkpoints", type=Path, default=Path("reader-checkpoints"))
-    p.add_argument("--epochs", type=int, default=Settings.epochs)
-    p.add_argument("--rank", type=int, default=Settings.rank)
-    p.add_argument("--lr", type=float, default=Settings.lr)
-    p.add_argument("--seed", type=int, default=Settings.seed)
-    p.add_argument("--resume", action="store_true", help="go on from the last checkpoint")
-    args = p.parse_args(argv)
-    settings = Settings(epochs=args.epochs, rank=args.rank, alpha=2.0 * args.rank, lr=args.lr, seed=args.seed)
-    try:
-        train(args.piaf, args.out, args.checkpoints, settings, args.resume)
-    except (piaf.DataError, adapter.AdapterError) as exc:
-        print(f"csto-qa train-reader: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def run(piaf_path: Path, work: Path, checkpoints: Path, settings: Settings, stages: tuple[str, ...],
+        resume: bool = False, log=print) -> None:
+    """The whole recipe: the encoder (its adapter file), then the decision fitted on what the engine
+    reads with it (reader-decide.json), then the PIAF test figures."""
+    from . import decide, fit
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    t0 = time.time()
+    if "encoder" in stages:
+        train(piaf_path, adapter.SHIPPED, checkpoints, settings, resume, log)
+    if "decide" in stages:
+        samples = fit.collect(piaf_path, work, log)
+        decide.fit(samples, log=log).save()
+        log(f"wrote {decide.SHIPPED}")
+    if "test" in stages:
+        report = decide.fit_report(decide.load(), fit.collect_test(piaf_path, work, log))
+        log(f"PIAF test, read by the engine: {json.dumps(report)}")
+    log(f"train-reader: {time.time() - t0:.0f} s")

@@ -1,0 +1,147 @@
+"""The reader's second stage: the engine, with the fine-tuned encoder, reads questions whose answers
+are known, and the ranking and decision of decide.py are fitted on what it measured.
+
+Questions (never a test or sealed part): PIAF's dev articles, in French and in English (Apertium),
+with the questions of a fixed quarter of them asked against an index of the rest, which does not
+hold their answers; and the dev and seen parts of the repository's gold sets, over their corpora.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import decide, piaf
+
+ROOT = Path(__file__).resolve().parents[3]
+# (name, corpus, gold): the repository's gold sets, whose dev and seen parts the decision learns from
+GOLD_SETS = (
+    ("csto", ROOT / "corpus", ROOT / "gold" / "gold_v2.jsonl"),
+    ("fr2", ROOT / "tests" / "data" / "corpus_fr2", ROOT / "tests" / "data" / "gold_fr2.jsonl"),
+    ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl"),
+    ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl"),
+)
+TUNED = ("dev", "seen")
+
+
+@dataclass(frozen=True)
+class Asked:
+    question: str
+    answers: tuple[str, ...]
+    sources: tuple[str, ...]
+    answerable: bool
+    group: str
+
+
+def held_out(title: str) -> bool:
+    """A fixed quarter of a part's articles, left out of its index: their questions have no answer there."""
+    return int(hashlib.sha256(f"held-out:{title}".encode("utf-8")).hexdigest(), 16) % 4 == 0
+
+
+def file_name(title: str) -> str:
+    slug = re.sub(r"[^\w]+", "_", title, flags=re.ASCII).strip("_")[:60] or "article"
+    return f"{slug}_{hashlib.sha256(title.encode('utf-8')).hexdigest()[:6]}.txt"
+
+
+def write_corpus(articles: list[piaf.Article], folder: Path) -> None:
+    """Each article as a text file: its title, then its paragraphs, a blank line between."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for art in articles:
+        (folder / file_name(art.title)).write_text("\n\n".join([art.title, *art.paragraphs]) + "\n", encoding="utf-8")
+
+
+def piaf_questions(articles: list[piaf.Article], part: str) -> tuple[list[piaf.Article], list[Asked]]:
+    """The articles indexed for a part, and its questions (French and English), answerable or not."""
+    indexed = [a for a in articles if not held_out(a.title)]
+    asked = []
+    for art in articles:
+        answerable = not held_out(art.title)
+        for q in art.questions:
+            source = (file_name(art.title),)
+            asked.append(Asked(q.text, (q.answer,), source, answerable, f"piaf-{part}-fr"))
+            if q.english:
+                asked.append(Asked(q.english, (q.answer,), source, answerable, f"piaf-{part}-en"))
+    return indexed, asked
+
+
+def gold_questions(name: str, gold: Path, parts: tuple[str, ...] = TUNED) -> list[Asked]:
+    from ..evaluate import load_gold
+
+    return [Asked(g.question, g.answers, g.sources, g.answerable, f"{name}-{g.lang}")
+            for g in load_gold(gold) if g.split in parts]
+
+
+def samples(qa, asked: list[Asked]) -> list[decide.Sample]:
+    """What the engine measures of each question's candidates, and which hold its answer."""
+    from ..analyze import fold
+    from ..extract import answer_type
+
+    out = []
+    for a in asked:
+        s = qa.search(a.question)
+        c = qa.extractor.candidates(s.hits, s.query, answer_type(s.query.text))
+        if not len(c.ids):
+            continue
+        right = []
+        for sid in c.ids.tolist():
+            sent = qa.index.sentences[sid]
+            doc = qa.index.documents[sent.doc]
+            if a.answers:
+                text = fold(qa.index.sentence_text(sid))
+                right.append(any(fold(ans) in text for ans in a.answers))
+            else:
+                right.append(doc.source in a.sources)
+        out.append(decide.Sample(c.features, np.asarray(right, dtype=bool), c.extra, a.answerable, a.group))
+    return out
+
+
+def collect(piaf_path: Path, work: Path, log=print) -> list[decide.Sample]:
+    """Samples from PIAF's dev part and the gold sets' tuned parts, read by the default embedder."""
+    sets = [_piaf_set(piaf_path, "dev", work)]
+    sets += [(name, c, gold_questions(name, g)) for name, c, g in GOLD_SETS]
+    return _read(sets, work, log)
+
+
+def collect_test(piaf_path: Path, work: Path, log=print) -> list[decide.Sample]:
+    """Samples from PIAF's test part: reported, never fitted on."""
+    return _read([_piaf_set(piaf_path, "test", work)], work, log)
+
+
+def _piaf_set(piaf_path: Path, part: str, work: Path) -> tuple[str, Path, list[Asked]]:
+    from .. import translate
+
+    articles = piaf.parts(piaf.load(piaf_path))[part]
+    translator = translate.create()
+    try:
+        if translator.available:
+            piaf.translate_questions(articles, translator)
+    finally:
+        translator.close()
+    indexed, asked = piaf_questions(articles, part)
+    corpus = work / f"piaf-{part}" / "corpus"
+    write_corpus(indexed, corpus)
+    return f"piaf-{part}", corpus, asked
+
+
+def _read(sets: list[tuple[str, Path, list[Asked]]], work: Path, log) -> list[decide.Sample]:
+    from .. import translate
+    from ..embed import create
+    from ..qa import QA
+
+    embedder = create(log=log)
+    translator = translate.create()
+    out = []
+    try:
+        for name, corpus, questions in sets:
+            qa = QA.open(corpus, work / name / "index", embedder=embedder, translator=translator, progress=False,
+                         log=log, decider=decide.untrained())
+            got = samples(qa, questions)
+            log(f"{name}: {len(got)} questions read")
+            out += got
+    finally:
+        translator.close()
+    return out
