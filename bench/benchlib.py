@@ -52,6 +52,13 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
 
 
+def markdown(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table: first column left-aligned, the others right-aligned; floats to 1 decimal."""
+    cells = [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    lines = [headers, ["---", *["---:"] * (len(headers) - 1)], *cells]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
 def verdict(value: float, limit: float, at_most: bool = True) -> str:
     ok = value <= limit if at_most else value >= limit
     return "ok" if ok else "MISSED"
