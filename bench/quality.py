@@ -30,11 +30,12 @@ import json
 import sys
 from pathlib import Path
 
-from benchlib import ROOT, WORK, header, quiet, slug, table
+from benchlib import ROOT, WORK, header, quiet, table
 from csto_qa import QA, translate
 from csto_qa.embed import create
 from csto_qa.evaluate import Evaluator, load_gold, summarize
 from csto_qa.extract import ExtractSettings
+from csto_qa.reader.fit import place
 from csto_qa.retrieve import RetrieveSettings
 
 # (name, corpus, gold, gold whose questions form a set of their own): gold_v2 extends gold_v1
@@ -94,7 +95,7 @@ def outcomes(embedder, extract: dict | None = None, retrieve: dict | None = None
     settings overridden; with ``sealed``, the sealed questions of each set instead."""
     groups = {}
     for name, corpus, gold, subset in SETS:
-        index = WORK / f"quality-{name}-{slug(embedder.identity)}"
+        index = place(WORK, name, embedder.identity) / "index"  # where train-reader --work WORK built it
         qa = QA.open(corpus, index, embedder, progress=False, log=quiet, translator=translator)
         qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **(extract or {}))
         qa.retriever.settings = dataclasses.replace(qa.retriever.settings, **(retrieve or {}))

@@ -131,12 +131,11 @@ class Evaluator:
         return cite.verify(a.quote, self._stored[a.source], a.start, a.end, doc.format)
 
     def run(self, items: list[GoldItem], k: int = 5, mode: str = "hybrid", abstain: bool = True) -> dict:
-        """``abstain=False`` turns the relevance test off (min_relevance -1) for this run only; a when /
-        how-many quote holding no date / quantity is still declined, and so is a question naming a
-        year that no retrieved document names."""
+        """``abstain=False`` turns the reader's decision off for this run only: the best sentence is
+        quoted whatever its confidence."""
         settings = self.qa.extractor.settings
         if not abstain:
-            self.qa.extractor.settings = replace(settings, min_relevance=-1.0)
+            self.qa.extractor.settings = replace(settings, abstain=False)
         try:
             records = [self._record(item, k, mode) for item in items]
         finally:

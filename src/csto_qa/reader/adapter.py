@@ -22,7 +22,12 @@ import numpy as np
 TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
            "intermediate.dense", "output.dense")
 SHIPPED = Path(__file__).with_name("reader-lora.safetensors")
+ENV = "CSTO_QA_READER"  # another adapter file (a checkpoint, say) in place of the shipped one
 REBUILD = "csto-qa train-reader"
+
+
+def path() -> Path:
+    return Path(os.environ[ENV]).expanduser() if os.environ.get(ENV) else SHIPPED
 
 
 class AdapterError(Exception):
@@ -39,30 +44,30 @@ def save(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
     os.replace(tmp, path)
 
 
-def read(path: Path = SHIPPED) -> tuple[dict[str, np.ndarray], dict]:
+def read(file: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """The adapter's matrices (float32) and what it records of its training."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterError(f"the reader's weights file {path} is missing: rebuild it with `{REBUILD}`")
+    file = Path(file) if file else path()
+    if not file.is_file():
+        raise AdapterError(f"the reader's weights file {file} is missing: rebuild it with `{REBUILD}`")
     try:
-        with safe_open(str(path), framework="numpy") as f:
+        with safe_open(str(file), framework="numpy") as f:
             meta = json.loads(f.metadata()["csto_qa"])
             tensors = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise AdapterError(f"the reader's weights file {path} is damaged ({str(exc).splitlines()[0][:80]}): "
+        raise AdapterError(f"the reader's weights file {file} is damaged ({str(exc).splitlines()[0][:80]}): "
                            f"rebuild it with `{REBUILD}`") from None
     if not all(np.isfinite(t).all() for t in tensors.values()) or not tensors:
-        raise AdapterError(f"the reader's weights file {path} is damaged (no finite weights): rebuild it with `{REBUILD}`")
+        raise AdapterError(f"the reader's weights file {file} is damaged (no finite weights): rebuild it with `{REBUILD}`")
     return tensors, meta
 
 
-def digest(path: Path = SHIPPED) -> str:
+def digest(file: Path) -> str:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:12]
     except OSError:
-        raise AdapterError(f"the reader's weights file {path} is missing: rebuild it with `{REBUILD}`") from None
+        raise AdapterError(f"the reader's weights file {file} is missing: rebuild it with `{REBUILD}`") from None
 
 
 def merge(state: dict[str, np.ndarray], tensors: dict[str, np.ndarray], meta: dict) -> dict[str, np.ndarray]:
@@ -78,16 +83,17 @@ def merge(state: dict[str, np.ndarray], tensors: dict[str, np.ndarray], meta: di
     return out
 
 
-def merged_folder(base: Path, path: Path = SHIPPED, log=print) -> Path:
+def merged_folder(base: Path, file: Path | None = None, log=print) -> Path:
     """The converted model with the adapter merged in, written once beside ``base`` (aside, then
     renamed into place: a crash never leaves half a folder)."""
     from safetensors.numpy import load_file, save_file
 
     base = Path(base)
-    out = base.with_name(f"{base.name}-reader-{digest(path)}")
+    file = Path(file) if file else path()
+    out = base.with_name(f"{base.name}-reader-{digest(file)}")
     if (out / "reader.json").is_file():
         return out
-    tensors, meta = read(path)
+    tensors, meta = read(file)
     log(f"merging the reader's weights into the model in {out} (once)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=base.parent))
     try:

@@ -145,18 +145,22 @@ def fit(samples: list[Sample], max_false_abstention: float = 0.04, l2: float = 1
     mean, scale = _standardise(every)
     keep = torch.tensor([name not in drop for name in FEATURES], dtype=torch.float64)
     ranked = [s for s in samples if s.answerable and s.right.any()]
-    xs = [torch.from_numpy((s.features - mean) / scale) for s in ranked]
-    ys = [torch.from_numpy(s.right.astype(bool)) for s in ranked]
+    # the candidates of every question padded to one tensor [questions, candidates, features]
+    width = max(len(s.right) for s in ranked)
+    x = torch.zeros(len(ranked), width, len(FEATURES), dtype=torch.float64)
+    valid = torch.zeros(len(ranked), width, dtype=torch.bool)
+    pos = torch.zeros(len(ranked), width, dtype=torch.bool)
+    for i, s in enumerate(ranked):
+        x[i, : len(s.right)] = torch.from_numpy((s.features - mean) / scale)
+        valid[i, : len(s.right)] = True
+        pos[i, : len(s.right)] = torch.from_numpy(s.right.astype(bool))
     w = torch.zeros(len(FEATURES), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
 
     def rank_loss():
         opt.zero_grad()
-        total = 0
-        for x, y in zip(xs, ys):
-            logp = torch.log_softmax(x @ (w * keep), 0)
-            total = total - torch.logsumexp(logp[y], 0)
-        loss = total / len(xs) + l2 * (w * w).sum()
+        logp = torch.log_softmax((x @ (w * keep)).masked_fill(~valid, -1e9), 1)
+        loss = -torch.logsumexp(logp.masked_fill(~pos, -1e9), 1).mean() + l2 * (w * w).sum()
         loss.backward()
         return loss
 

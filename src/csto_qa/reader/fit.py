@@ -37,9 +37,16 @@ class Asked:
     group: str
 
 
-def held_out(title: str) -> bool:
-    """A fixed quarter of a part's articles, left out of its index: their questions have no answer there."""
-    return int(hashlib.sha256(f"held-out:{title}".encode("utf-8")).hexdigest(), 16) % 4 == 0
+HELD_OUT_SALT = "piaf-bench-unanswerable:"
+
+
+def held_out(articles: list[piaf.Article]) -> set[str]:
+    """The titles of a fixed quarter of the articles (at least one of two or more), left out of their
+    part's index: their questions have no answer there. The quarter whose salted title hash is lowest."""
+    n = len(articles)
+    k = max(1, round(n / 4)) if n >= 2 else 0
+    ranked = sorted(articles, key=lambda a: hashlib.sha256((HELD_OUT_SALT + a.title).encode("utf-8")).hexdigest())
+    return {a.title for a in ranked[:k]}
 
 
 def file_name(title: str) -> str:
@@ -47,25 +54,38 @@ def file_name(title: str) -> str:
     return f"{slug}_{hashlib.sha256(title.encode('utf-8')).hexdigest()[:6]}.txt"
 
 
-def write_corpus(articles: list[piaf.Article], folder: Path) -> None:
-    """Each article as a text file: its title, then its paragraphs, a blank line between."""
+def write_corpus(articles: list[piaf.Article], folder: Path) -> dict[str, str]:
+    """Each article as a text file in ``folder`` (emptied of .txt files first): its title, then its
+    paragraphs, a blank line between. Returns title -> file name."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.txt"):
+        old.unlink()
+    names = {}
     for art in articles:
-        (folder / file_name(art.title)).write_text("\n\n".join([art.title, *art.paragraphs]) + "\n", encoding="utf-8")
+        names[art.title] = file_name(art.title)
+        (folder / names[art.title]).write_text("\n\n".join([art.title, *art.paragraphs]) + "\n", encoding="utf-8")
+    return names
 
 
 def piaf_questions(articles: list[piaf.Article], part: str) -> tuple[list[piaf.Article], list[Asked]]:
     """The articles indexed for a part, and its questions (French and English), answerable or not."""
-    indexed = [a for a in articles if not held_out(a.title)]
+    out = held_out(articles)
+    indexed = [a for a in articles if a.title not in out]
     asked = []
     for art in articles:
-        answerable = not held_out(art.title)
+        answerable = art.title not in out
         for q in art.questions:
             source = (file_name(art.title),)
             asked.append(Asked(q.text, (q.answer,), source, answerable, f"piaf-{part}-fr"))
             if q.english:
                 asked.append(Asked(q.english, (q.answer,), source, answerable, f"piaf-{part}-en"))
     return indexed, asked
+
+
+def place(work: Path, name: str, identity: str) -> Path:
+    """Where a set's corpus (PIAF) and index are kept for an embedder: the benches (bench/quality.py,
+    bench/piaf.py) use the same places, so an index built here serves them too."""
+    return Path(work) / f"{name}-{''.join(ch if ch.isalnum() else '-' for ch in identity)[-60:]}"
 
 
 def gold_questions(name: str, gold: Path, parts: tuple[str, ...] = TUNED) -> list[Asked]:
@@ -122,12 +142,12 @@ def _piaf_set(piaf_path: Path, part: str, work: Path) -> tuple[str, Path, list[A
     finally:
         translator.close()
     indexed, asked = piaf_questions(articles, part)
-    corpus = work / f"piaf-{part}" / "corpus"
-    write_corpus(indexed, corpus)
-    return f"piaf-{part}", corpus, asked
+    return f"piaf-{part}", indexed, asked
 
 
-def _read(sets: list[tuple[str, Path, list[Asked]]], work: Path, log) -> list[decide.Sample]:
+def _read(sets: list[tuple[str, "Path | list[piaf.Article]", list[Asked]]], work: Path, log) -> list[decide.Sample]:
+    """Each set's questions read by the engine; a set's corpus is a folder, or PIAF articles to write
+    into one."""
     from .. import translate
     from ..embed import create
     from ..qa import QA
@@ -137,7 +157,11 @@ def _read(sets: list[tuple[str, Path, list[Asked]]], work: Path, log) -> list[de
     out = []
     try:
         for name, corpus, questions in sets:
-            qa = QA.open(corpus, work / name / "index", embedder=embedder, translator=translator, progress=False,
+            base = place(work, name, embedder.identity)
+            if not isinstance(corpus, Path):
+                write_corpus(corpus, base / "corpus")
+                corpus = base / "corpus"
+            qa = QA.open(corpus, base / "index", embedder=embedder, translator=translator, progress=False,
                          log=log, decider=decide.untrained())
             got = samples(qa, questions)
             log(f"{name}: {len(got)} questions read")

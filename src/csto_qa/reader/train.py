@@ -15,11 +15,9 @@ within the gold paragraph, French and English); the test part is only reported.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
