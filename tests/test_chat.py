@@ -105,7 +105,6 @@ def test_a_topic_change_inherits_nothing_and_an_absent_subject_is_declined(qa):
     # a demonstrative or a pronoun for a thing points back even in a question naming something
     ("Which CSTO member is still part of it?", "en", True), ("Qu'a dit Poutine lors de cette réunion ?", "fr", True),
     ("C'étaient surtout des Russes ?", "fr", True), ("Combien de membres y a-t-il dans l'OTSC ?", "fr", False),
-    ("C'est quoi le KSOR ?", "fr", False),  # "c'est" announcing its subject points nowhere
 ])
 def test_what_depends_on_the_conversation(question, lang, expected):
     assert depends(question, lang) is expected

@@ -30,17 +30,15 @@ OWN = 3  # a question with more content words than this names enough to stand, "
 
 # Words that point back at something named earlier. A person ("elle", "she", "lui"), a statement
 # ("cela", "who said that?"), a demonstrative ("ce poste", "cette année-là", "at that summit") or a
-# pronoun standing for a thing ("it", "them", "c'était", "y"; not "il y a", nor a "c'est" announcing
-# its subject: "C'est quoi le KSOR ?") points back even in a question naming other things ("Which
-# CSTO member is still part of it?"; "Qu'a-t-il dit à Moscou ?" aside). A possessive ("its",
-# "leur", "son") or a pronoun after its verb ("Que craint-il ?", but "Quand l'association
-# a-t-elle été fondée ?": the subject may stand before the verb) points back only in a question
-# naming nothing ("What did article 6 of the agreement require of its members?" names its own
-# subject).
+# pronoun standing for a thing ("it", "them", "c'était", "y" but not "il y a") points back even in a
+# question naming other things ("Which CSTO member is still part of it?"; "Qu'a-t-il dit à Moscou ?"
+# aside). A possessive ("its", "leur", "son") or a pronoun after its verb ("Que craint-il ?", but
+# "Quand l'association a-t-elle été fondée ?": the subject may stand before the verb) points back only
+# in a question naming nothing ("What did article 6 of the agreement require of its members?" names
+# its own subject).
 _REFERS = {
     "fr": re.compile(r"(?<![-'’])\b(?:il|elle|ils|elles|lui|cela|ça)\b|\b(?:cet|cette|ces)\b|"
-                     r"(?<!-)\bce\s+(?!que?\b|qu['’]|qui\b|dont\b)\w|"
-                     r"\bc['’](?:est|était|étaient)\b(?!\s*,|\s+(?:quoi|qui|quand|où|combien|comment)\b\s*,?\s*\w)|"
+                     r"(?<!-)\bce\s+(?!que?\b|qu['’]|qui\b|dont\b)\w|\bc['’](?:est|était|étaient)\b|"
                      r"\by\b(?!\s+(?:a|avait|aura|ait|eut|aurait)\b)", re.IGNORECASE),
     "en": re.compile(r"\b(?:he|him|his|she|her|hers|it|they|them|this|these|those)\b|\bthat\s*\?|"
                      r"\b(?:said|say|says|did|was|is|about|after|before|at|in|on|during|of|from|since|by|for|"
