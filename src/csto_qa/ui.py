@@ -30,6 +30,10 @@ QUEUE_SIZE = 64
 # cleaning a question costs time in proportion to its length, inside an engine slot.
 MAX_REQUEST_CHARS = 100_000
 ENGINE = "engine"
+# Bands of the reader's confidence in a quote, in words on the page. Its threshold for answering at all
+# lies lower: an answer can be of low confidence.
+HIGH_CONFIDENCE = 0.8
+MEDIUM_CONFIDENCE = 0.5
 
 def examples_for(corpus: str | Path, sources: set[str], n: int = 5) -> list[str]:
     """Example questions for the page, from a gold set beside the served corpus (in its folder's
@@ -96,6 +100,13 @@ TEXT = {
         "understood": "understood with: {words} (from your question {turn})",
         "ask_alone": "ask it again without the conversation",
         "new_chat": "New conversation",
+        "confidence": {"high": "high confidence", "medium": "medium confidence", "low": "low confidence"},
+        "confidence_tip": "The reader's estimate of the probability that this sentence answers the question",
+        "percent": "{n}%",
+        "decline": {"no_passage": "Nothing relevant was found in the documents.",
+                    "unsure": "The documents give no answer: the closest sentence probably does not answer the "
+                              "question{confidence}."},
+        "decline_confidence": " (confidence {pct})",
         "documents": "Documents",
         "doc_table": ["title", "file", "format", "size", "pages / paragraphs / lines", ""],
         "left_out": "Left out of the index",
@@ -150,6 +161,13 @@ TEXT = {
         "understood": "compris avec : {words} (de votre question {turn})",
         "ask_alone": "la reposer sans la conversation",
         "new_chat": "Nouvelle conversation",
+        "confidence": {"high": "confiance élevée", "medium": "confiance moyenne", "low": "confiance faible"},
+        "confidence_tip": "La probabilité, estimée par le lecteur, que cette phrase réponde à la question",
+        "percent": "{n}\u00a0%",
+        "decline": {"no_passage": "Rien de pertinent n'a été trouvé dans les documents.",
+                    "unsure": "Les documents ne permettent pas de répondre : la phrase la plus proche n'y répond "
+                              "probablement pas{confidence}."},
+        "decline_confidence": " (confiance {pct})",
         "documents": "Documents",
         "doc_table": ["titre", "fichier", "format", "taille", "pages / paragraphes / lignes", ""],
         "left_out": "Laissés hors de l'index",
@@ -205,7 +223,12 @@ CSS = """
 .cq-who { font-size: .75rem; font-weight: 600; color: var(--body-text-color-subdued); display: block; }
 .cq-a { margin-top: .5rem; max-width: 95%; border-radius: 2px 12px 12px 12px; padding: .6rem .9rem;
         background: var(--background-fill-secondary); border-left: 4px solid #2563eb; }
-.cq-lead { font-weight: 600; margin-bottom: .3rem; }
+.cq-lead { font-weight: 600; margin-bottom: .3rem; display: flex; flex-wrap: wrap; gap: .3rem .6rem;
+           align-items: baseline; }
+.cq-conf { font-size: .78rem; font-weight: 600; border-radius: 999px; padding: .05rem .6rem; white-space: nowrap; }
+.cq-conf-high { background: #dcfce7; color: #14532d; }
+.cq-conf-medium { background: #fef3c7; color: #713f12; }
+.cq-conf-low { background: #fee2e2; color: #7f1d1d; }
 .cq-quote { margin: .2rem 0 .5rem 0; font-size: 1.02rem; line-height: 1.55; }
 .cq-a.cq-abstain { border-left-color: #b45309; background: #fff7e6; color: #3b2606; }
 .cq-abstain .cq-lead { color: #92400e; }
@@ -260,6 +283,9 @@ button.cq-link:hover, button.cq-link:focus-visible { border-color: #2563eb; colo
 .dark .cq-abstain button.cq-link { background: #2a1f0a; color: #fde7c0; }
 .dark .cq-a.cq-error { background: #3b1414; color: #fecaca; }
 .dark .cq-rank { color: #93b4fd; }
+.dark .cq-conf-high { background: #14532d; color: #dcfce7; }
+.dark .cq-conf-medium { background: #713f12; color: #fef3c7; }
+.dark .cq-conf-low { background: #7f1d1d; color: #fee2e2; }
 .dark button.cq-link:hover, .dark button.cq-link:focus-visible { border-color: #93b4fd; color: #93b4fd; }
 """
 
@@ -273,6 +299,34 @@ THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate").set(
 
 def _t(lang: str) -> dict:
     return TEXT.get(lang, TEXT["en"])
+
+
+def _percent(lang: str, value: float) -> str:
+    return _t(lang)["percent"].format(n=round(value * 100))
+
+
+def confidence_label(lang: str, value: float | None) -> str:
+    """The reader's confidence in a quote, in words and per cent ("high confidence (87%)"); "" when it
+    gave none (an engine without a learned reader)."""
+    if value is None:
+        return ""
+    band = "high" if value >= HIGH_CONFIDENCE else "medium" if value >= MEDIUM_CONFIDENCE else "low"
+    t = _t(lang)
+    return (f'<span class="cq-conf cq-conf-{band}" title="{_esc(t["confidence_tip"])}">'
+            f'{_esc(t["confidence"][band])} ({_esc(_percent(lang, value))})</span>')
+
+
+def decline_text(result: dict) -> str:
+    """Why a result has no answer, in its language: its ``reason`` worded by the page (with the best
+    sentence's confidence when the reader was unsure), else the engine's own message."""
+    lang = result["lang"]
+    t = _t(lang)
+    template = t["decline"].get(result.get("reason"))
+    if template is None:  # no reason given, or one this page does not know
+        return result["message"]
+    value = result.get("confidence")
+    said = "" if value is None else t["decline_confidence"].format(pct=_percent(lang, value))
+    return template.format(confidence=said)
 
 
 def _esc(value) -> str:
@@ -371,20 +425,21 @@ def _render_turn(i: int, turn: dict, lang: str) -> str:
         notice = f'<div class="cq-notice">{_esc(r["notice"])}</div>' if r.get("notice") else ""
         a = r["answer"]
         if a:
+            label = confidence_label(r["lang"], a.get("confidence"))
             markers = "".join(_button("cq-cite", "show_sources", i, rank, f"[{rank}]", t["cite_title"].format(r=rank))
                               for rank in _quoting(r))
             quote = highlight(a["quote"], _answer_spans(a, a["quote"])[1:])
             ref = _button("cq-link", "open_doc", i, 0,
                           f'<span class="cq-file">{_esc(a["source"])}</span> · '
                           f'{_esc(_where(r["lang"], a))} — {_esc(t["open_doc"])}')
-            reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}</div>'
+            reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}{label}</div>'
                      f'<div class="cq-quote">« {quote} »{markers}</div>'
                      f'<div class="cq-ref">{ref}<span>{_esc(a["title"])}</span></div></div>')
         else:
             related = _button("cq-link", "show_sources", i, 0, _esc(t["related_btn"])) if r["passages"] else ""
             reply = (f'<div class="cq-a cq-abstain">{notice}'
                      f'<div class="cq-lead">∅ {_esc(t["not_in_sources"])}</div>'
-                     f'<p>{_esc(r["message"])}</p><div class="cq-ref">{related}</div></div>')
+                     f'<p>{_esc(decline_text(r))}</p><div class="cq-ref">{related}</div></div>')
         context = r.get("context")
         if context:  # what the follow-up was read with, and the way to ask it alone
             words = ", ".join(context["carried"][:6]) + (", …" if len(context["carried"]) > 6 else "")
