@@ -230,3 +230,31 @@ def test_every_language_has_every_string():
         return sorted(re.findall(r"\{(\w+)", value))
     assert shape(ui.TEXT["fr"]) == shape(ui.TEXT["en"])
 
+
+def test_the_documents_panel_speaks_french(qa, tmp_path):
+    """The panel of the served corpus as a French page shows it, its status messages, and a refusal."""
+    from csto_qa.library import EditError, Library, Progress, safe_name
+
+    panel = ui.render_documents(*Library(qa, CORPUS, qa.index.path).documents(), "fr", False)
+    headers = [_shown(h) for h in re.findall(r"<th>(.*?)</th>", panel)]
+    assert headers == ["document", "format", "taille", "pages / paragraphes / lignes"]
+    shown = _shown(panel)
+    assert "Ce serveur est en lecture seule" in shown and "read-only" not in shown
+    assert re.search(r"\d+,\d\u00a0ko", shown) and re.search(r"\d+ lignes", shown) and "texte" in shown
+    assert "kB" not in shown and " lines" not in shown
+    assert _shown(ui.render_progress(Progress(running=True, done=3, total=8), "fr")) == \
+        "Indexation : 3 textes sur 8 vectorisés"
+    assert _shown(ui.render_progress(Progress(outcome="ready", files=6, embedded=1), "fr")) == \
+        "Index prêt : 6 documents (vectorisés cette fois : 1)"
+    assert "L'index précédent reste en service" in _shown(ui.render_progress(
+        Progress(outcome="failed", error="OSError: disk full"), "fr"))
+    assert ui.render_progress(Progress(), "fr") == ""
+    with pytest.raises(EditError) as refused:
+        safe_name("programme.exe", set())
+    assert ui.edit_text(refused.value, "fr").startswith(
+        "« programme.exe » : type de fichier « .exe » non pris en charge")
+    assert ui.edit_text(refused.value, "en").startswith("“programme.exe”: unsupported file type “.exe”")
+
+
+def test_numbers_in_the_pages_language():
+    assert ui._number("fr", 12345.67, 1) == "12\u202f345,7" and ui._number("en", 12345.67, 1) == "12,345.7"
