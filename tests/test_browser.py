@@ -12,20 +12,28 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 QUESTION = "Où se tiendra le prochain sommet de l'OTSC ?"
 
 
-
-
 @pytest.fixture()
-def page():
+def open_page():
+    """Opens a page in a browser whose language is ``locale``: the Accept-Language the app reads."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is absent (Debian packages chromium and chromium-driver)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="en-US")
-        page.set_default_timeout(30_000)
-        yield page
+
+        def new(locale: str):
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, locale=locale)
+            page.set_default_timeout(30_000)
+            return page
+
+        yield new
         browser.close()
+
+
+@pytest.fixture()
+def page(open_page):
+    return open_page("en-US")
 
 
 def test_ask_read_and_open_the_source(page, app_url, qa, tmp_path):
@@ -90,6 +98,44 @@ def test_ask_read_and_open_the_source(page, app_url, qa, tmp_path):
     assert dialogs == []
 
 
+def test_a_french_page_speaks_french_everywhere(open_page, app_url, qa, tmp_path):
+    """A browser that prefers French gets the page in French, Documents panel included, and an
+    answer with the reader's confidence when it gives one."""
+    from csto_qa import ui
+
+    page = open_page("fr-FR")
+    page.goto(app_url)
+    box = page.locator("#question textarea")
+    box.wait_for()
+    page.wait_for_function("() => document.querySelector('#question textarea').placeholder.startsWith('Posez')")
+    page.get_by_role("tab", name="Documents").click()
+    panel = page.locator("#documents")
+    panel.locator("th").first.wait_for()
+    assert [th.inner_text().strip() for th in panel.locator("th").all()] == [
+        "document", "format", "taille", "pages / paragraphes / lignes"]
+    assert "Ce serveur est en lecture seule" in panel.inner_text()
+    assert " ko" in panel.inner_text().replace("\u00a0", " ") and "lignes" in panel.inner_text()
+    assert "kB" not in panel.inner_text() and "read-only" not in panel.inner_text()
+
+    expected = qa.ask(QUESTION).to_dict()
+    box.fill(QUESTION)
+    box.press("Enter")
+    answer = page.locator("#chat .cq-answer")
+    answer.wait_for()
+    assert answer.locator(".cq-lead").inner_text().startswith("D'après les sources")
+    label = ui.confidence_label("fr", expected["answer"]["confidence"])
+    assert answer.locator(".cq-conf").count() == (1 if label else 0)
+    page.screenshot(path=tmp_path / "answer-fr.png")
+    # an English question turns the page, Documents panel included, into English
+    box.fill("Where was the 2025 CSTO summit held?")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#chat .cq-turn').length === 2"
+                           " && !document.querySelector('#chat .cq-pending')")
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_function("() => document.querySelectorAll('#documents th')[2].innerText.trim() === 'size'")
+    assert "This server is read-only" in panel.inner_text() and " kB" in panel.inner_text()
+
+
 def test_a_follow_up_is_understood_with_the_conversation(page, app_url):
     page.goto(app_url)
     box = page.locator("#question textarea")
@@ -143,7 +189,7 @@ def _ask(page, question: str):
     return page.locator("#chat .cq-turn").nth(n)
 
 
-def test_documents_added_and_removed_from_the_browser(page, editable_app, tmp_path):
+def test_documents_added_and_removed_from_the_browser(open_page, editable_app, tmp_path):
     from documents import make_docx, make_odt, make_pdf
 
     url, library = editable_app
@@ -156,12 +202,15 @@ def test_documents_added_and_removed_from_the_browser(page, editable_app, tmp_pa
     questions = {"Combien mesure la grande coupole de l'observatoire ?": ("observatoire.docx", "paragraphe 2"),
                  "Combien de planches de fougères l'herbier conserve-t-il ?": ("herbier.odt", "paragraphe 2"),
                  "Combien de fauteuils compte le planétarium ?": ("planetarium.pdf", "p. 2")}
+    page = open_page("fr-FR")  # the panel's labels and status messages in French
+    ready = f"Index prêt : {len(library.qa.index.documents) + len(files)} documents"
     page.goto(url)
     page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload").get_by_text("Ajouter des documents").wait_for()
     page.locator("#upload input[type=file]").set_input_files([str(f) for f in files])
-    page.locator("#indexing").get_by_text("Indexation").or_(page.locator("#indexing").get_by_text("Indexing")) \
-        .or_(page.locator("#indexing").get_by_text("index ready")).first.wait_for(timeout=60_000)
-    page.locator("#indexing").get_by_text("index ready").wait_for(timeout=300_000)
+    page.locator("#indexing").get_by_text("Indexation").or_(page.locator("#indexing").get_by_text("Index prêt")) \
+        .first.wait_for(timeout=60_000)
+    page.locator("#indexing").get_by_text(ready).wait_for(timeout=300_000)
     for f in files:
         page.locator(f"#documents button[data-name='{f.name}']").wait_for()
     page.screenshot(path=tmp_path / "documents.png")

@@ -139,13 +139,17 @@ def test_hostile_uploads_are_refused_and_nothing_is_written(library, tmp_path, m
     not_zip.write_bytes(b"PK\x03\x04 broken")
     odd_odt = tmp_path / "x.odt"
     make_docx(odd_odt, "t", [("p", "un document Word sous un nom .odt")])
-    lines = library.add([("programme.exe", text), ("fake.pdf", fake), ("rapport.docx", not_zip), ("x.odt", odd_odt),
-                         ("bomb.docx", _bomb(tmp_path / "bomb.docx"))])
-    assert len(lines) == 5 and not any(line.startswith("added") for line in lines), lines
+    added, refused = library.add([("programme.exe", text), ("fake.pdf", fake), ("rapport.docx", not_zip),
+                                  ("x.odt", odd_odt), ("bomb.docx", _bomb(tmp_path / "bomb.docx"))])
+    lines = [str(exc) for exc in refused]
+    assert not added and len(lines) == 5, lines
     assert "unsupported file type '.exe'" in lines[0] and "not a PDF" in lines[1]
     assert "not a Word" in lines[2] and "not an OpenDocument" in lines[3] and "decompression bomb" in lines[4]
+    # and as data, for the page to word in its own language
+    assert [exc.code for exc in refused] == ["type", "refused", "refused", "refused", "refused"]
+    assert refused[0].params["name"] == "programme.exe" and refused[0].params["suffix"] == ".exe"
     monkeypatch.setattr("csto_qa.library.MAX_FILE_BYTES", 10)
-    assert "too large" in library.add([("note.txt", text)])[0]
+    assert "too large" in str(library.add([("note.txt", text)])[1][0])
     assert sorted(p.name for p in library.corpus.iterdir()) == before  # nothing written, not even hidden
     assert not library.progress.running
 
@@ -171,13 +175,13 @@ def test_add_answer_remove_and_questions_during_the_rebuild(library, made):
     question = "Combien de fauteuils compte le planétarium ?"
     assert library.qa.ask(question).abstained
     old = library.qa
-    assert library.add([("planetarium.pdf", made / "planetarium.pdf")]) == ["added planetarium.pdf"]
+    assert library.add([("planetarium.pdf", made / "planetarium.pdf")]) == (["planetarium.pdf"], [])
     answered_during = 0
     while library.progress.running:  # the previous generation answers meanwhile
         assert not library.qa.ask("À quelle heure ouvre la mairie le samedi ?").abstained
         answered_during += 1
     _wait(library)
-    assert library.qa is not old and "index ready" in library.progress.message
+    assert library.qa is not old and library.progress.outcome == "ready" and library.progress.files == 3
     result = library.qa.ask(question)
     assert not result.abstained and result.answer.source == "planetarium.pdf" and result.answer.page == 1
     with pytest.raises(EditError):

@@ -1,5 +1,6 @@
 """The web app's API (``/ask`` through gradio_client, as design.md promises) and its HTML rendering."""
 
+import html
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -169,3 +170,91 @@ def test_example_questions_come_from_the_served_corpus(tmp_path):
     own.mkdir()
     (own / "note.txt").write_text("Une note.", encoding="utf-8")
     assert ui.examples_for(own, {"note.txt"}) == []
+
+
+def _shown(page: str) -> str:
+    """The text a reader sees in rendered HTML: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def _chat(result: dict) -> str:
+    return ui.render_chat([{"question": result["question"], "status": "done", "result": result}], "en")
+
+
+def test_an_answer_shows_the_readers_confidence_in_the_questions_language(qa):
+    """The label from a real result of the engine, with the confidence a learned reader gives it;
+    none while the engine gives none."""
+    fr = qa.ask("Où se tiendra le prochain sommet de l'OTSC ?").to_dict()
+    en = qa.ask("Who replaced Imangali Tasmagambetov as CSTO secretary general?").to_dict()
+    assert not fr["abstained"] and not en["abstained"] and (fr["lang"], en["lang"]) == ("fr", "en")
+    if fr["answer"]["confidence"] is None:
+        assert "cq-conf" not in _chat(fr)
+    for value, words in [(0.87, "confiance élevée (87\u00a0%)"), (0.8, "confiance élevée (80\u00a0%)"),
+                         (0.62, "confiance moyenne (62\u00a0%)"), (0.41, "confiance faible (41\u00a0%)")]:
+        fr["answer"]["confidence"] = fr["confidence"] = value
+        lead = re.search(r'<div class="cq-lead">(.*?)</div>', _chat(fr)).group(1)
+        assert _shown(lead) == f"D'après les sources :{words}"
+    en["answer"]["confidence"] = en["confidence"] = 0.87
+    chat = _chat(en)
+    assert 'class="cq-conf cq-conf-high"' in chat and "high confidence (87%)" in _shown(chat)
+    assert "the probability that this sentence answers" in chat
+
+
+def test_a_decline_says_why_in_the_questions_language(qa):
+    fr = qa.ask("Quel est le point d'ébullition de l'eau au niveau de la mer ?").to_dict()
+    en = qa.ask("What is the boiling point of water at sea level?").to_dict()
+    assert fr["abstained"] and en["abstained"] and (fr["lang"], en["lang"]) == ("fr", "en")
+    if fr["reason"] is None:  # an engine that gives no reason: its own message
+        assert fr["message"] in _shown(_chat(fr))
+    unsure = dict(fr, reason="unsure", confidence=0.23)
+    shown = _shown(_chat(unsure))
+    assert ("Les documents ne permettent pas de répondre : la phrase la plus proche n'y répond probablement pas "
+            "(confiance 23\u00a0%).") in shown
+    assert "Pas dans les sources" in shown and "Passages proches (pas une réponse)" in shown
+    assert "(confiance" not in _shown(_chat(dict(unsure, confidence=None)))
+    assert ("the closest sentence probably does not answer the question (confidence 23%)."
+            in _shown(_chat(dict(en, reason="unsure", confidence=0.23))))
+    nothing = dict(fr, reason="no_passage", confidence=None, passages=[])
+    assert "Rien de pertinent n'a été trouvé dans les documents." in _shown(_chat(nothing))
+    assert 'data-act="show_sources"' not in _chat(nothing)  # no related reading to offer
+    assert "Nothing relevant was found in the documents." in _shown(_chat(dict(en, reason="no_passage", passages=[])))
+
+
+def test_every_language_has_every_string():
+    """One table per language: the same keys, nested ones too, with the same placeholders."""
+    def shape(value):
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [shape(v) for v in value]
+        return sorted(re.findall(r"\{(\w+)", value))
+    assert shape(ui.TEXT["fr"]) == shape(ui.TEXT["en"])
+
+
+def test_the_documents_panel_speaks_french(qa, tmp_path):
+    """The panel of the served corpus as a French page shows it, its status messages, and a refusal."""
+    from csto_qa.library import EditError, Library, Progress, safe_name
+
+    panel = ui.render_documents(*Library(qa, CORPUS, qa.index.path).documents(), "fr", False)
+    headers = [_shown(h) for h in re.findall(r"<th>(.*?)</th>", panel)]
+    assert headers == ["document", "format", "taille", "pages / paragraphes / lignes"]
+    shown = _shown(panel)
+    assert "Ce serveur est en lecture seule" in shown and "read-only" not in shown
+    assert re.search(r"\d+,\d\u00a0ko", shown) and re.search(r"\d+ lignes", shown) and "texte" in shown
+    assert "kB" not in shown and " lines" not in shown
+    assert _shown(ui.render_progress(Progress(running=True, done=3, total=8), "fr")) == \
+        "Indexation : 3 textes sur 8 vectorisés"
+    assert _shown(ui.render_progress(Progress(outcome="ready", files=6, embedded=1), "fr")) == \
+        "Index prêt : 6 documents (vectorisés cette fois : 1)"
+    assert "L'index précédent reste en service" in _shown(ui.render_progress(
+        Progress(outcome="failed", error="OSError: disk full"), "fr"))
+    assert ui.render_progress(Progress(), "fr") == ""
+    with pytest.raises(EditError) as refused:
+        safe_name("programme.exe", set())
+    assert ui.edit_text(refused.value, "fr").startswith(
+        "« programme.exe » : type de fichier « .exe » non pris en charge")
+    assert ui.edit_text(refused.value, "en").startswith("“programme.exe”: unsupported file type “.exe”")
+
+
+def test_numbers_in_the_pages_language():
+    assert ui._number("fr", 12345.67, 1) == "12\u202f345,7" and ui._number("en", 12345.67, 1) == "12,345.7"

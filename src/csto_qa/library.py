@@ -37,7 +37,12 @@ WATCH_SECONDS = 2.0
 
 
 class EditError(ValueError):
-    """An upload or a removal refused; the message says why, for the user."""
+    """An upload or a removal refused. The message says why in English (the log, the API); ``code``
+    and ``params`` say it to the page, which words it in its own language."""
+
+    def __init__(self, message: str, code: str, **params):
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 def safe_name(client_name: str, existing: set[str]) -> str:
@@ -47,8 +52,9 @@ def safe_name(client_name: str, existing: set[str]) -> str:
     name = re.sub(r"[^\w .()-]", "_", name).strip(" .")
     stem, suffix = os.path.splitext(name)
     if suffix.lower() not in SUFFIXES:
-        raise EditError(f"{client_name!r}: unsupported file type '{suffix or '(none)'}' "
-                        f"(accepted: {', '.join(sorted(SUFFIXES))})")
+        accepted = ", ".join(sorted(SUFFIXES))
+        raise EditError(f"{client_name!r}: unsupported file type '{suffix or '(none)'}' (accepted: {accepted})",
+                        "type" if suffix else "no_type", name=client_name, suffix=suffix, accepted=accepted)
     stem = stem[:100] or "document"
     candidate, n = f"{stem}{suffix.lower()}", 1
     while candidate in existing:
@@ -64,8 +70,12 @@ class Progress:
     running: bool = False
     done: int = 0
     total: int = 0
-    message: str = ""
     changes: int = 0  # generation counter: bumped each time a new index is swapped in
+    # the last build's outcome, as data for the page to word: "" (none yet), "ready" or "failed"
+    outcome: str = ""
+    files: int = 0  # documents in the index it made
+    embedded: int = 0  # of them, embedded anew
+    error: str = ""  # why it failed
 
 
 def _build(corpus: str, index: str, embedder: str | None, translator: str, messages) -> None:
@@ -99,8 +109,8 @@ class Library:
     # --- what it holds ---------------------------------------------------------------------
 
     def documents(self) -> tuple[list[dict], dict[str, str]]:
-        """The indexed documents (title, file, format, size, pages or paragraphs) and the files left out
-        with their reasons."""
+        """The indexed documents (title, file, format, size, and their count of pages, paragraphs or
+        lines: ``units`` of ``unit``) and the files left out with their reasons."""
         problems = {k: v["reason"] for k, v in self.qa.index.manifest.get("problems", {}).items()}
         rows = []
         for doc in self.qa.index.documents:
@@ -108,26 +118,24 @@ class Library:
             unit = READERS[doc.format].unit
             rows.append({"source": doc.source, "title": doc.title, "format": doc.format,
                          "size": path.stat().st_size if path.exists() else 0,
-                         "units": f"{len(doc.units)} {unit}s" if unit else f"{len(doc.line_starts)} lines"})
+                         "units": len(doc.units) if unit else len(doc.line_starts), "unit": unit or "line"})
         return rows, problems
 
     # --- edits -------------------------------------------------------------------------------
 
-    def add(self, uploads: list[tuple[str, Path]]) -> list[str]:
+    def add(self, uploads: list[tuple[str, Path]]) -> tuple[list[str], list[EditError]]:
         """Admits each (client name, temporary path) or says why not; starts a rebuild when any was
-        admitted. Returns one line per file."""
+        admitted. Returns the names admitted and the refusals."""
         self._editable()
-        lines, added = [], 0
+        added, refused = [], []
         for client_name, path in uploads:
             try:
-                name = self._admit(client_name, Path(path))
-                lines.append(f"added {name}")
-                added += 1
+                added.append(self._admit(client_name, Path(path)))
             except EditError as exc:
-                lines.append(str(exc))
+                refused.append(exc)
         if added:
             self.rebuild()
-        return lines
+        return added, refused
 
     def _admit(self, client_name: str, path: Path) -> str:
         existing = {p.name for p in self.corpus.iterdir()}
@@ -135,16 +143,19 @@ class Library:
         try:
             size = path.stat().st_size
         except OSError:
-            raise EditError(f"{client_name!r}: the upload did not arrive") from None
+            raise EditError(f"{client_name!r}: the upload did not arrive", "missing", name=client_name) from None
         if size > MAX_FILE_BYTES:
-            raise EditError(f"{client_name!r}: too large ({size / 2**20:.0f} MB, over {MAX_FILE_BYTES // 2**20} MB)")
+            mb, limit = round(size / 2**20), MAX_FILE_BYTES // 2**20
+            raise EditError(f"{client_name!r}: too large ({mb} MB, over {limit} MB)", "too_large", name=client_name,
+                            mb=mb, limit=limit)
         with tempfile.TemporaryDirectory(prefix="csto-qa-upload-") as tmp:
             trial = Path(tmp) / name
             shutil.copyfile(path, trial)
             try:
                 load_file(trial, Path(tmp))  # every check the build makes, on this file alone
             except LoadError as exc:
-                raise EditError(f"{client_name!r} refused: {exc}") from None
+                raise EditError(f"{client_name!r} refused: {exc}", "refused", name=client_name,
+                                reason=str(exc)) from None
             hidden = self.corpus / f".{name}.upload"  # hidden files are not part of the corpus
             shutil.copyfile(trial, hidden)
             os.replace(hidden, self.corpus / name)
@@ -155,7 +166,7 @@ class Library:
         self._editable()
         listed = {p.relative_to(self.corpus).as_posix() for p in corpus_files(self.corpus)}
         if name not in listed or not (self.corpus / name).is_file():
-            raise EditError(f"{name!r} is not a document of this corpus")
+            raise EditError(f"{name!r} is not a document of this corpus", "unknown", name=name)
         (self.corpus / name).unlink()
         self.log(f"csto-qa: removed {name} from {self.corpus}")
         self.rebuild()
@@ -163,7 +174,8 @@ class Library:
 
     def _editable(self) -> None:
         if not self.allow_edits:
-            raise EditError("this server is read-only: start it with --allow-edits to add or remove documents")
+            raise EditError("this server is read-only: start it with --allow-edits to add or remove documents",
+                            "read_only")
 
     # --- rebuilding ------------------------------------------------------------------------
 
@@ -174,7 +186,6 @@ class Library:
                 self._again = True
                 return
             self.progress.running, self.progress.done, self.progress.total = True, 0, 0
-            self.progress.message = "indexing"
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -201,10 +212,11 @@ class Library:
                 self.qa = QA.open(self.corpus, self.index, self.qa.embedder, extract=self.qa.extractor.settings,
                                   progress=False, log=self.log, translator=self.qa.translator)
                 self.progress.changes += 1
-                self.progress.message = f"index ready: {outcome[1]} documents ({outcome[2]} embedded)"
+                self.progress.outcome, self.progress.files, self.progress.embedded = "ready", outcome[1], outcome[2]
+                self.log(f"csto-qa: index ready: {outcome[1]} documents ({outcome[2]} embedded)")
             else:
-                self.progress.message = f"indexing failed: {outcome[1]} (the previous index stays in use)"
-            self.log(f"csto-qa: {self.progress.message}")
+                self.progress.outcome, self.progress.error = "failed", outcome[1]
+                self.log(f"csto-qa: indexing failed: {outcome[1]} (the previous index stays in use)")
             with self._lock:
                 if not self._again:
                     self.progress.running = False

@@ -30,6 +30,10 @@ QUEUE_SIZE = 64
 # cleaning a question costs time in proportion to its length, inside an engine slot.
 MAX_REQUEST_CHARS = 100_000
 ENGINE = "engine"
+# Bands of the reader's confidence in a quote, in words on the page. Its threshold for answering at all
+# lies lower: an answer can be of low confidence.
+HIGH_CONFIDENCE = 0.8
+MEDIUM_CONFIDENCE = 0.5
 
 def examples_for(corpus: str | Path, sources: set[str], n: int = 5) -> list[str]:
     """Example questions for the page, from a gold set beside the served corpus (in its folder's
@@ -96,14 +100,38 @@ TEXT = {
         "understood": "understood with: {words} (from your question {turn})",
         "ask_alone": "ask it again without the conversation",
         "new_chat": "New conversation",
-        "documents": "Documents",
-        "doc_table": ["title", "file", "format", "size", "pages / paragraphs / lines", ""],
+        "confidence": {"high": "high confidence", "medium": "medium confidence", "low": "low confidence"},
+        "confidence_tip": "The reader's estimate of the probability that this sentence answers the question",
+        "percent": "{n}%",
+        "decline": {"no_passage": "Nothing relevant was found in the documents.",
+                    "unsure": "The documents give no answer: the closest sentence probably does not answer the "
+                              "question{confidence}."},
+        "decline_confidence": " (confidence {pct})",
+        "tab_sources": "Sources",
+        "tab_document": "Document",
+        "tab_documents": "Documents",
+        # the Documents panel and its status messages
+        "doc_table": ["document", "format", "size", "pages / paragraphs / lines", ""],
+        "formats": {"text": "text", "markdown": "Markdown", "html": "HTML", "pdf": "PDF", "docx": "Word",
+                    "odt": "OpenDocument"},
+        "units": {"page": ("{n} page", "{n} pages"), "paragraph": ("{n} paragraph", "{n} paragraphs"),
+                  "line": ("{n} line", "{n} lines")},
+        "kb": "{n} kB",
+        "separators": (",", "."),  # thousands, decimals
         "left_out": "Left out of the index",
         "remove": "remove",
         "upload": "Add documents (.txt, .md, .html, .pdf, .docx, .odt)",
-        "read_only": "This server is read-only: start it with --allow-edits to add or remove documents.",
         "indexing": "Indexing: {done} of {total} texts embedded",
         "indexing_start": "Indexing…",
+        "index_ready": "Index ready: {files} documents (embedded this time: {embedded})",
+        "index_failed": "Indexing failed: {error}. The previous index stays in use.",
+        "edit": {"read_only": "This server is read-only: start it with --allow-edits to add or remove documents.",
+                 "type": "“{name}”: unsupported file type “{suffix}” (accepted: {accepted})",
+                 "no_type": "“{name}”: a file name without an extension (accepted: {accepted})",
+                 "missing": "“{name}”: the upload did not arrive",
+                 "too_large": "“{name}”: too large ({mb} MB, over {limit} MB)",
+                 "refused": "“{name}” refused: {reason}",
+                 "unknown": "“{name}” is not a document of this corpus"},
         "failed": "Could not answer: {msg}",
         "gone": "That item is no longer available.",
     },
@@ -150,14 +178,39 @@ TEXT = {
         "understood": "compris avec : {words} (de votre question {turn})",
         "ask_alone": "la reposer sans la conversation",
         "new_chat": "Nouvelle conversation",
-        "documents": "Documents",
-        "doc_table": ["titre", "fichier", "format", "taille", "pages / paragraphes / lignes", ""],
+        "confidence": {"high": "confiance élevée", "medium": "confiance moyenne", "low": "confiance faible"},
+        "confidence_tip": "La probabilité, estimée par le lecteur, que cette phrase réponde à la question",
+        "percent": "{n}\u00a0%",
+        "decline": {"no_passage": "Rien de pertinent n'a été trouvé dans les documents.",
+                    "unsure": "Les documents ne permettent pas de répondre : la phrase la plus proche n'y répond "
+                              "probablement pas{confidence}."},
+        "decline_confidence": " (confiance {pct})",
+        "tab_sources": "Sources",
+        "tab_document": "Document",
+        "tab_documents": "Documents",
+        # the Documents panel and its status messages
+        "doc_table": ["document", "format", "taille", "pages / paragraphes / lignes", ""],
+        "formats": {"text": "texte", "markdown": "Markdown", "html": "HTML", "pdf": "PDF", "docx": "Word",
+                    "odt": "OpenDocument"},
+        "units": {"page": ("{n} page", "{n} pages"), "paragraph": ("{n} paragraphe", "{n} paragraphes"),
+                  "line": ("{n} ligne", "{n} lignes")},
+        "kb": "{n}\u00a0ko",
+        "separators": ("\u202f", ","),
         "left_out": "Laissés hors de l'index",
         "remove": "retirer",
         "upload": "Ajouter des documents (.txt, .md, .html, .pdf, .docx, .odt)",
-        "read_only": "Ce serveur est en lecture seule : lancez-le avec --allow-edits pour ajouter ou retirer des documents.",
         "indexing": "Indexation : {done} textes sur {total} vectorisés",
         "indexing_start": "Indexation…",
+        "index_ready": "Index prêt : {files} documents (vectorisés cette fois : {embedded})",
+        "index_failed": "Échec de l'indexation : {error}. L'index précédent reste en service.",
+        "edit": {"read_only": "Ce serveur est en lecture seule : lancez-le avec --allow-edits pour ajouter ou retirer "
+                              "des documents.",
+                 "type": "« {name} » : type de fichier « {suffix} » non pris en charge (acceptés : {accepted})",
+                 "no_type": "« {name} » : nom de fichier sans extension (acceptées : {accepted})",
+                 "missing": "« {name} » : le fichier envoyé n'est pas arrivé",
+                 "too_large": "« {name} » : trop volumineux ({mb} Mo, plus de {limit} Mo)",
+                 "refused": "« {name} » refusé : {reason}",
+                 "unknown": "« {name} » n'est pas un document de ce corpus"},
         "failed": "Impossible de répondre : {msg}",
         "gone": "Cet élément n'est plus disponible.",
     },
@@ -205,7 +258,12 @@ CSS = """
 .cq-who { font-size: .75rem; font-weight: 600; color: var(--body-text-color-subdued); display: block; }
 .cq-a { margin-top: .5rem; max-width: 95%; border-radius: 2px 12px 12px 12px; padding: .6rem .9rem;
         background: var(--background-fill-secondary); border-left: 4px solid #2563eb; }
-.cq-lead { font-weight: 600; margin-bottom: .3rem; }
+.cq-lead { font-weight: 600; margin-bottom: .3rem; display: flex; flex-wrap: wrap; gap: .3rem .6rem;
+           align-items: baseline; }
+.cq-conf { font-size: .78rem; font-weight: 600; border-radius: 999px; padding: .05rem .6rem; white-space: nowrap; }
+.cq-conf-high { background: #dcfce7; color: #14532d; }
+.cq-conf-medium { background: #fef3c7; color: #713f12; }
+.cq-conf-low { background: #fee2e2; color: #7f1d1d; }
 .cq-quote { margin: .2rem 0 .5rem 0; font-size: 1.02rem; line-height: 1.55; }
 .cq-a.cq-abstain { border-left-color: #b45309; background: #fff7e6; color: #3b2606; }
 .cq-abstain .cq-lead { color: #92400e; }
@@ -213,8 +271,15 @@ CSS = """
 .cq-a.cq-error { border-left-color: #b91c1c; background: #fdecec; color: #5b1010; }
 .cq-notice { font-size: .85rem; font-style: italic; margin-bottom: .3rem; }
 .cq-searched { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: .25rem; text-align: right; }
+.cq-docs { overflow-x: auto; }
 .cq-docs table { width: 100%; border-collapse: collapse; font-size: .88rem; }
-.cq-docs td, .cq-docs th { text-align: left; padding: .3rem .4rem; border-bottom: 1px solid var(--border-color-primary); }
+/* the id outweighs Gradio's prose rule, which draws every cell's four borders in the text colour */
+#documents .cq-docs table, #documents .cq-docs tr { border: 0; }
+#documents .cq-docs td, #documents .cq-docs th { text-align: left; vertical-align: top; padding: .3rem .4rem; border: 0;
+                                                 border-bottom: 1px solid var(--border-color-primary); }
+.cq-docs .cq-file { overflow-wrap: anywhere; color: var(--body-text-color-subdued); }
+.cq-docs > .cq-stats { margin-bottom: .4rem; }
+.cq-docs td.cq-num { white-space: nowrap; }
 .cq-progress { height: .5rem; background: var(--background-fill-secondary); border-radius: 4px; overflow: hidden; }
 .cq-progress > div { height: 100%; background: #2563eb; }
 .cq-context { font-size: .82rem; color: var(--body-text-color-subdued); margin-top: .35rem; display: flex;
@@ -260,6 +325,9 @@ button.cq-link:hover, button.cq-link:focus-visible { border-color: #2563eb; colo
 .dark .cq-abstain button.cq-link { background: #2a1f0a; color: #fde7c0; }
 .dark .cq-a.cq-error { background: #3b1414; color: #fecaca; }
 .dark .cq-rank { color: #93b4fd; }
+.dark .cq-conf-high { background: #14532d; color: #dcfce7; }
+.dark .cq-conf-medium { background: #713f12; color: #fef3c7; }
+.dark .cq-conf-low { background: #7f1d1d; color: #fee2e2; }
 .dark button.cq-link:hover, .dark button.cq-link:focus-visible { border-color: #93b4fd; color: #93b4fd; }
 """
 
@@ -273,6 +341,45 @@ THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate").set(
 
 def _t(lang: str) -> dict:
     return TEXT.get(lang, TEXT["en"])
+
+
+def _number(lang: str, value: float, digits: int = 0) -> str:
+    """``value`` with the language's separators: 1,234.5 in English, 1 234,5 in French."""
+    thousands, decimal = _t(lang)["separators"]
+    return f"{value:,.{digits}f}".replace(",", thousands).replace(".", decimal)
+
+
+def _percent(lang: str, value: float) -> str:
+    return _t(lang)["percent"].format(n=round(value * 100))
+
+
+def confidence_label(lang: str, value: float | None) -> str:
+    """The reader's confidence in a quote, in words and per cent ("high confidence (87%)"); "" when it
+    gave none (an engine without a learned reader)."""
+    if value is None:
+        return ""
+    band = "high" if value >= HIGH_CONFIDENCE else "medium" if value >= MEDIUM_CONFIDENCE else "low"
+    t = _t(lang)
+    return (f'<span class="cq-conf cq-conf-{band}" title="{_esc(t["confidence_tip"])}">'
+            f'{_esc(t["confidence"][band])} ({_esc(_percent(lang, value))})</span>')
+
+
+def decline_text(result: dict) -> str:
+    """Why a result has no answer, in its language: its ``reason`` worded by the page (with the best
+    sentence's confidence when the reader was unsure), else the engine's own message."""
+    lang = result["lang"]
+    t = _t(lang)
+    template = t["decline"].get(result.get("reason"))
+    if template is None:  # no reason given, or one this page does not know
+        return result["message"]
+    value = result.get("confidence")
+    said = "" if value is None else t["decline_confidence"].format(pct=_percent(lang, value))
+    return template.format(confidence=said)
+
+
+def edit_text(exc: EditError, lang: str) -> str:
+    """A refused upload or removal, in ``lang``."""
+    return _t(lang)["edit"][exc.code].format(**exc.params)
 
 
 def _esc(value) -> str:
@@ -371,20 +478,21 @@ def _render_turn(i: int, turn: dict, lang: str) -> str:
         notice = f'<div class="cq-notice">{_esc(r["notice"])}</div>' if r.get("notice") else ""
         a = r["answer"]
         if a:
+            label = confidence_label(r["lang"], a.get("confidence"))
             markers = "".join(_button("cq-cite", "show_sources", i, rank, f"[{rank}]", t["cite_title"].format(r=rank))
                               for rank in _quoting(r))
             quote = highlight(a["quote"], _answer_spans(a, a["quote"])[1:])
             ref = _button("cq-link", "open_doc", i, 0,
                           f'<span class="cq-file">{_esc(a["source"])}</span> · '
                           f'{_esc(_where(r["lang"], a))} — {_esc(t["open_doc"])}')
-            reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}</div>'
+            reply = (f'<div class="cq-a cq-answer">{notice}<div class="cq-lead">{_esc(r["message"])}{label}</div>'
                      f'<div class="cq-quote">« {quote} »{markers}</div>'
                      f'<div class="cq-ref">{ref}<span>{_esc(a["title"])}</span></div></div>')
         else:
             related = _button("cq-link", "show_sources", i, 0, _esc(t["related_btn"])) if r["passages"] else ""
             reply = (f'<div class="cq-a cq-abstain">{notice}'
                      f'<div class="cq-lead">∅ {_esc(t["not_in_sources"])}</div>'
-                     f'<p>{_esc(r["message"])}</p><div class="cq-ref">{related}</div></div>')
+                     f'<p>{_esc(decline_text(r))}</p><div class="cq-ref">{related}</div></div>')
         context = r.get("context")
         if context:  # what the follow-up was read with, and the way to ask it alone
             words = ", ".join(context["carried"][:6]) + (", …" if len(context["carried"]) > 6 else "")
@@ -467,16 +575,21 @@ def render_document(doc, view, result: dict, rank: int) -> str:
 
 
 def render_documents(rows: list[dict], problems: dict[str, str], lang: str, editable: bool) -> str:
-    """The corpus: every indexed document, and the files left out with their reasons."""
+    """The corpus: every indexed document, and the files left out with their reasons (the loader's,
+    as the index records them); a read-only server says how to allow edits."""
     t = _t(lang)
-    head = "".join(f"<th>{_esc(h)}</th>" for h in t["doc_table"][: 6 if editable else 5])
+    head = "".join(f"<th>{_esc(h)}</th>" for h in t["doc_table"][: 5 if editable else 4])
     body = []
     for r in rows:
         remove = (f'<td><button type="button" class="cq-link" data-act="remove_doc" data-name="{_esc(r["source"])}">'
                   f'{_esc(t["remove"])}</button></td>') if editable else ""
-        body.append(f'<tr><td>{_esc(r["title"])}</td><td class="cq-file">{_esc(r["source"])}</td>'
-                    f'<td>{_esc(r["format"])}</td><td>{r["size"] / 1024:,.1f} kB</td><td>{_esc(r["units"])}</td>{remove}</tr>')
-    out = f'<div class="cq-docs"><table><tr>{head}</tr>{"".join(body)}</table>'
+        size = t["kb"].format(n=_number(lang, r["size"] / 1024, 1))
+        units = t["units"][r["unit"]][r["units"] != 1].format(n=_number(lang, r["units"]))
+        body.append(f'<tr><td>{_esc(r["title"])}<div class="cq-file">{_esc(r["source"])}</div></td>'
+                    f'<td>{_esc(t["formats"].get(r["format"], r["format"]))}</td><td class="cq-num">{_esc(size)}</td>'
+                    f'<td class="cq-num">{_esc(units)}</td>{remove}</tr>')
+    note = "" if editable else f'<div class="cq-stats">{_esc(t["edit"]["read_only"])}</div>'
+    out = f'<div class="cq-docs">{note}<table><tr>{head}</tr>{"".join(body)}</table>'
     if problems:
         items = "".join(f'<li><span class="cq-file">{_esc(n)}</span>: {_esc(reason)}</li>' for n, reason in problems.items())
         out += f'<div class="cq-warn">{_esc(t["left_out"])}:<ul>{items}</ul></div>'
@@ -484,9 +597,12 @@ def render_documents(rows: list[dict], problems: dict[str, str], lang: str, edit
 
 
 def render_progress(progress, lang: str) -> str:
-    if not progress.running:
-        return f'<div class="cq-stats">{_esc(progress.message)}</div>' if progress.message else ""
+    """The background indexing (library.Progress): its bar while it runs, then how it ended."""
     t = _t(lang)
+    if not progress.running:
+        ended = {"ready": t["index_ready"].format(files=progress.files, embedded=progress.embedded),
+                 "failed": t["index_failed"].format(error=progress.error)}.get(progress.outcome)
+        return f'<div class="cq-stats" role="status">{_esc(ended)}</div>' if ended else ""
     share = progress.done / progress.total if progress.total else 0.0
     label = t["indexing"].format(done=progress.done, total=progress.total) if progress.total else t["indexing_start"]
     return (f'<div class="cq-stats" role="status">{_esc(label)}</div>'
@@ -524,12 +640,23 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
         examples = examples_for(corpus, {d.source for d in library.qa.index.documents}) if corpus is not None else []
     examples_list = list(examples)
 
-    def chrome(lang: str) -> tuple:
-        """The fixed parts of the page, relabelled in ``lang``."""
+    def documents_page(lang: str):
+        rows, problems = library.documents()
+        return render_documents(rows, problems, lang, library.allow_edits), render_progress(library.progress, lang)
+
+    def chrome(lang: str, was: str | None = None) -> tuple:
+        """The fixed parts of the page and the Documents panel, relabelled in ``lang``; the panel is left
+        as it is when the page already spoke ``lang`` (``was``): its list can be long."""
         t = _t(lang)
-        return (render_header(lang, len(library.qa.index.documents)), gr.update(placeholder=t["placeholder"], submit_btn=t["ask"]),
-                gr.update(label=t["examples"]), gr.update(label=t["settings"]), gr.update(label=t["k"]),
-                gr.update(label=t["mode"], info=t["mode_info"]), gr.update(value=t["new_chat"]))
+        fixed = (render_header(lang, len(library.qa.index.documents)),
+                 gr.update(placeholder=t["placeholder"], submit_btn=t["ask"]), gr.update(label=t["examples"]),
+                 gr.update(label=t["settings"]), gr.update(label=t["k"]),
+                 gr.update(label=t["mode"], info=t["mode_info"]), gr.update(value=t["new_chat"]),
+                 gr.update(label=t["tab_sources"]), gr.update(label=t["tab_document"]),
+                 gr.update(label=t["tab_documents"]))
+        if lang == was:
+            return (*fixed, gr.update(), gr.update(), gr.update())
+        return (*fixed, gr.update(label=t["upload"]), *documents_page(lang))
 
     def init(request: gr.Request):
         lang = _lang_from(request)
@@ -572,6 +699,7 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
         return start_turn(history[i]["asked"], history, lang, alone=True)[:2]
 
     def run_turn(history: list[dict], k: int, mode: str, lang: str):
+        was = lang
         if not history or history[-1]["status"] != "pending":
             raise gr.Error(_t(lang)["gone"], title="csto-qa")
         turn = dict(history[-1])
@@ -589,7 +717,7 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
             turn.update(status="error", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             sources = gr.update()
         history = [*history[:-1], turn]
-        return (history, lang, render_chat(history, lang), sources, gr.Tabs(selected="sources"), *chrome(lang))
+        return (history, lang, render_chat(history, lang), sources, gr.Tabs(selected="sources"), *chrome(lang, was))
 
     def find(history: list[dict], lang: str, evt: gr.EventData) -> tuple[int, dict, int]:
         """The turn and rank a click names, checked against this session's own history."""
@@ -618,25 +746,20 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
         return (render_document(doc, view(source, library.progress.changes), result, rank),
                 gr.Tabs(selected="document"))
 
-    def documents_page(lang: str):
-        rows, problems = library.documents()
-        return render_documents(rows, problems, lang, library.allow_edits), render_progress(library.progress, lang)
-
     def upload(files, lang: str):
         try:
-            lines = library.add([(Path(f).name, Path(f)) for f in files or []])
+            _, refused = library.add([(Path(f).name, Path(f)) for f in files or []])
         except EditError as exc:
-            raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
-        refused = [line for line in lines if not line.startswith("added ")]
+            raise gr.Error(edit_text(exc, lang), title="csto-qa", print_exception=False) from None
         if refused:
-            gr.Warning("\n".join(refused), title="csto-qa")
+            gr.Warning("\n".join(edit_text(exc, lang) for exc in refused), title="csto-qa")
         return None, *documents_page(lang)
 
     def remove(lang: str, evt: gr.EventData):
         try:
             library.remove(str((evt._data or {}).get("name", "")))
         except EditError as exc:
-            raise gr.Error(str(exc), title="csto-qa", print_exception=False) from None
+            raise gr.Error(edit_text(exc, lang), title="csto-qa", print_exception=False) from None
         return documents_page(lang)
 
     def tick(lang: str, seen: int):
@@ -666,22 +789,21 @@ def build_app(qa: QA, log=print, examples: list[str] | None = None, corpus: str 
                     mode = gr.Radio(list(MODES), value="hybrid", label=TEXT["en"]["mode"], info=TEXT["en"]["mode_info"])
             with gr.Column(scale=5, min_width=360):
                 with gr.Tabs(selected="sources") as tabs:
-                    with gr.Tab("Sources", id="sources", render_children=True):
+                    with gr.Tab(TEXT["en"]["tab_sources"], id="sources", render_children=True) as tab_sources:
                         sources = gr.HTML(_empty(TEXT["en"]["sources_empty"]), elem_id="sources",
                                           js_on_load=_JS_PANEL)
-                    with gr.Tab("Document", id="document", render_children=True):
+                    with gr.Tab(TEXT["en"]["tab_document"], id="document", render_children=True) as tab_document:
                         viewer = gr.HTML(_empty(TEXT["en"]["doc_empty"]), elem_id="viewer", js_on_load=_JS_PANEL)
-                    with gr.Tab("Documents", id="documents", render_children=True):
+                    with gr.Tab(TEXT["en"]["tab_documents"], id="documents", render_children=True) as tab_documents:
                         progress = gr.HTML("", elem_id="indexing")
                         uploads = gr.File(file_count="multiple", label=TEXT["en"]["upload"], elem_id="upload",
                                           type="filepath", file_types=sorted(SUFFIXES), visible=library.allow_edits)
-                        if not library.allow_edits:
-                            gr.HTML(f'<div class="cq-stats">{_esc(TEXT["en"]["read_only"])}</div>')
                         documents = gr.HTML(render_documents(*library.documents(), "en", library.allow_edits),
                                             elem_id="documents", js_on_load=_JS_PANEL)
                 timer = gr.Timer(1.0)
 
-        fixed = [header, box, examples, settings, k, mode, new_chat]
+        fixed = [header, box, examples, settings, k, mode, new_chat, tab_sources, tab_document, tab_documents,
+                 uploads, documents, progress]
         quick = dict(concurrency_limit=None, api_visibility="private")
         app.load(init, None, [lang, chat, sources, viewer, *fixed], **quick)
         ask_steps = dict(
