@@ -1,7 +1,8 @@
 """Answer quality on every gold set of the repository, part by part: the table an engine change is
 judged on. The parts (docs/evaluation.md): "dev" and "seen" (former test questions, read and tuned on)
 decide; "test" parts (English corpus, not yet read) are reported; the sealed set (gold/sealed/, --sealed)
-is run at the end of a piece of work and reported in aggregate only: no question of it is ever listed.
+is run at the end of a piece of work and reported in aggregate only, and each of its runs is appended
+to gold/sealed/runs.jsonl. No test or sealed question is ever listed.
 
 Sets: the CSTO corpus with gold_v2, split into the questions of gold_v1 and the ones v2 added; the
 second French corpus (tests/data/corpus_fr2); the FAQ portal (tests/data/corpus_faq); the English
@@ -15,10 +16,10 @@ for the run, e.g.
     python bench/quality.py --set extract.w_coverage=0.5 --set retrieve.rrf_k=20 --json /tmp/b.json
     python bench/quality.py --json /tmp/a.json --compare /tmp/b.json
 
---json writes every question's record (never with --sealed); --compare lists the questions whose
-outcome differs from an earlier --json run (right / declined / rank of the first passage holding the
-answer). Indexes are kept in $CSTO_QA_BENCH_DIR, built there on first use and rebuilt when a corpus
-changes (QA.open).
+--json writes the record of every dev and seen question (never with --sealed); --compare lists the dev
+and seen questions whose outcome differs from an earlier --json run (right / declined / rank of the
+first passage holding the answer). Test parts are in the table, in aggregate only. Indexes are kept in
+$CSTO_QA_BENCH_DIR, built there on first use and rebuilt when a corpus changes (QA.open).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from benchlib import ROOT, WORK, header, quiet, table
 from csto_qa import QA, translate
 from csto_qa.embed import create
-from csto_qa.evaluate import Evaluator, load_gold, summarize
+from csto_qa.evaluate import Evaluator, engine_identity, figures, listable, load_gold, log_sealed_run, summarize
 from csto_qa.extract import ExtractSettings
 from csto_qa.reader.fit import place
 from csto_qa.retrieve import RetrieveSettings
@@ -66,22 +67,20 @@ def changes(settings, assignments: list[str]) -> dict:
 
 
 def row(label: str, records: list[dict]) -> list:
-    s = summarize(records)
-    answerable = [r for r in records if r["answerable"]]
-    unanswerable = [r for r in records if not r["answerable"]]
-    by_lang = {lang: [r for r in answerable if r["lang"] == lang] for lang in ("en", "fr")}
-    accuracy = {lang: f"{summarize(rows)['answer_accuracy']:.3f}" if rows else "-" for lang, rows in by_lang.items()}
-    return [label, len(answerable), f"{s['answer_accuracy']:.3f}", accuracy["en"], accuracy["fr"],
+    s, f = summarize(records), figures(records)
+    by_lang = [f"{f[key]:.3f}" if f[key] is not None else "-" for key in ("answer_accuracy_en", "answer_accuracy_fr")]
+    return [label, f["answerable"], f"{f['answer_accuracy']:.3f}", *by_lang,
             f"{s['hit@1']:.3f}", f"{s['hit@5']:.3f}", f"{s['citation_accuracy']:.3f}", f"{s['false_abstention']:.3f}",
-            f"{sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)}",
+            f"{f['declined']}/{f['unanswerable']}",
             f"{s['short_answer_rate']:.2f}", f"{s['short_answer_precision']:.2f}", f"{s['faithfulness']:.3f}"]
 
 
 def compare(old: dict, new: dict) -> list[str]:
+    """The dev and seen questions of ``new`` whose outcome differs in ``old``; never a held-out one."""
     lines = []
     for group, records in new.items():
         before = {r["id"]: r for r in old.get(group, [])}
-        for r in records:
+        for r in listable(records):
             b = before.get(r["id"])
             if b and (b["correct"], b["abstained"], b["hit_rank"]) != (r["correct"], r["abstained"], r["hit_rank"]):
                 lines.append(f"{group} {r['split']} {r['id']} {r['lang']}: right {b['correct']} -> {r['correct']}, "
@@ -150,11 +149,18 @@ def main() -> None:
         rows = [row(f"{label} {split}", [r for r in recs if r["split"] == split])
                 for label, recs in groups.items() for split in PARTS if any(r["split"] == split for r in recs)]
     print(table(COLUMNS, rows))
+    if args.sealed:
+        sets = {**{label: figures(recs) for label, recs in groups.items()},
+                "all": figures([r for recs in groups.values() for r in recs])}
+        log = log_sealed_run(SEALED, engine_identity(embedder, translator), "bench/quality.py --sealed", sets)
+        print(f"\nthis run is logged in {log.relative_to(ROOT)}")
     if args.json:
-        args.json.write_text(json.dumps(groups, ensure_ascii=False, indent=1), encoding="utf-8")
+        args.json.write_text(json.dumps({group: listable(recs) for group, recs in groups.items()}, ensure_ascii=False,
+                                        indent=1), encoding="utf-8")
     if args.compare:
         changed = compare(json.loads(args.compare.read_text(encoding="utf-8")), groups)
-        print(f"\n{len(changed)} questions changed against {args.compare}" + "".join(f"\n  {c}" for c in changed))
+        print(f"\n{len(changed)} dev and seen questions changed against {args.compare} (test parts: in aggregate "
+              "above, never listed)" + "".join(f"\n  {c}" for c in changed))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def parser() -> argparse.ArgumentParser:
                                     "and print the report")
     _common(e)
     e.add_argument("--gold", default=DEFAULT_GOLD, help=f"gold set, JSON Lines (default: {DEFAULT_GOLD})")
+    e.add_argument("--part", help="only the questions of this part of the gold set (dev, seen, test, sealed)")
     e.add_argument("--json", dest="json_out", metavar="OUT",
-                   help="write the full results to this JSON file, and the report beside it (OUT as .md and .png)")
+                   help="write the full results to this JSON file, and the report beside it (OUT as .md and .png); "
+                        "refused for test and sealed questions, which are read in aggregate only")
 
     c = sub.add_parser("chat", help="a conversation in the terminal: follow-up questions are read with the earlier "
                                     "turns (:new starts over, Ctrl-D quits)")
@@ -212,10 +214,20 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import Evaluator, chart, load_gold, render, report
+    from .evaluate import (HELD_OUT, Evaluator, chart, engine_identity, figures, load_gold, log_sealed_run, render,
+                           report)
 
     items = load_gold(Path(args.gold))
+    if args.part:
+        parts = sorted({item.split for item in items})
+        items = [item for item in items if item.split == args.part]
+        if not items:
+            raise UsageError(f"{args.gold} has no '{args.part}' questions (its parts: {', '.join(parts)})")
     if args.json_out:  # checked before the run, which takes a while
+        held = sorted({item.split for item in items} & set(HELD_OUT))
+        if held:  # a question read one by one is no longer held out (docs/evaluation.md)
+            raise UsageError(f"--json lists questions one by one, and {' and '.join(held)} questions are read in "
+                             "aggregate only (--part dev: the dev part)")
         out = Path(args.json_out)
         md, png = out.with_suffix(".md"), out.with_suffix(".png")
         if out in (md, png):
@@ -228,6 +240,11 @@ def cmd_eval(args) -> int:
     rep = report(Evaluator(qa, Path(args.corpus)), items, log=_log)
     title = f"{args.gold}: {len(items)} questions, embedder {qa.embedder.identity}"
     print(render(rep, title))
+    sealed = [r for r in rep["questions"] if r["split"] == "sealed"]
+    if sealed:
+        log = log_sealed_run(Path(args.gold).parent, engine_identity(qa.embedder, qa.translator),
+                             f"csto-qa eval --gold {args.gold}", {Path(args.gold).stem: figures(sealed)})
+        _log(f"sealed run logged in {log}")
     if args.json_out:
         out.write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
         md.write_text(render(rep, title, markdown=True, chart_file=png.name), encoding="utf-8")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from . import cite
 from .analyze import fold
+from .index import FORMAT_VERSION
 from .load import stored_text
 from .qa import QA
 from .types import Result
@@ -30,12 +33,18 @@ SHORT_ANSWER_TYPES = ("when", "how_many", "who", "where")  # gold types whose an
 SYSTEMS = {"bm25": ("bm25", True), "dense": ("dense", True), "hybrid": ("hybrid", False), "full": ("hybrid", True)}
 LANGUAGES = {"fr": "French", "en": "English"}
 # Gold splits: "dev" and "seen" (questions the engine was tuned on, or whose failures were read) are
-# for tuning; "test" and "sealed" are held out, and reported first.
+# for tuning; "test" and "sealed" are held out: reported first, and in aggregate only.
 HELD_OUT = ("sealed", "test")
+SEALED_LOG = "runs.jsonl"  # beside the sealed gold files: one line per run of sealed questions
 
 
 class GoldError(ValueError):
     pass
+
+
+def listable(records: Iterable[dict]) -> list[dict]:
+    """The records that may be listed one by one: those of the parts tuned on."""
+    return [r for r in records if r["split"] not in HELD_OUT]
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,55 @@ def summarize(records: list[dict]) -> dict:
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
     }
     return summary
+
+
+def figures(records: list[dict]) -> dict:
+    """A run's figures in aggregate, as the sealed runs' log keeps them: answer accuracy (all, English,
+    French questions; None when there are none), hit@5, false abstention, unanswerable ones declined,
+    faithfulness."""
+    s = summarize(records)
+    answerable = [r for r in records if r["answerable"]]
+    by_lang = {lang: [r for r in answerable if r["lang"] == lang] for lang in LANGUAGES}
+    return {"answerable": len(answerable), "answer_accuracy": s["answer_accuracy"],
+            **{f"answer_accuracy_{lang}": summarize(rows)["answer_accuracy"] if rows else None
+               for lang, rows in by_lang.items()},
+            "hit@5": s["hit@5"], "false_abstention": s["false_abstention"],
+            "unanswerable": len(records) - len(answerable),
+            "declined": sum(1 for r in records if not r["answerable"] and r["abstained"]),
+            "faithfulness": s["faithfulness"]}
+
+
+def _commit() -> tuple[str | None, bool | None]:
+    """The engine's git commit, and whether its code (this package) differs from it; both None
+    outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True,
+                                text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    if head.returncode != 0:
+        return None, None
+    return head.stdout.strip(), bool(status.stdout.strip())
+
+
+def engine_identity(embedder, translator) -> str:
+    """What answered, beside the code's commit: the embedder, the translator, the index format."""
+    return f"{embedder.identity}; translation {translator.identity or 'off'}; index format {FORMAT_VERSION}"
+
+
+def log_sealed_run(folder: Path, engine: str, command: str, sets: dict[str, dict]) -> Path:
+    """Appends one line for a run of sealed questions to the log beside them (``folder``/SEALED_LOG):
+    date, commit, engine, command and each set's figures; returns the log's path. Every run is a look
+    at the sealed set, so each is counted, by the tool that ran it."""
+    commit, changed = _commit()
+    entry = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+             "uncommitted_changes": changed, "engine": engine, "command": command, "figures": sets}
+    path = Path(folder) / SEALED_LOG
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    return path
 
 
 def per_split(records: list[dict]) -> dict[str, dict]:
