@@ -44,10 +44,6 @@ def replaced(owner, name: str, value):
         setattr(owner, name, old)
 
 
-def _no_bridge(self, vectors):
-    return [[] for _ in range(len(vectors))]
-
-
 def _no_known_scaling(search):
     def search_with_full_vote(self, query, k=5, mode="hybrid", prior=None):
         return search(self, dataclasses.replace(query, known=1.0), k, mode, prior)
@@ -62,17 +58,13 @@ def _no_title(coverage):
 
 # (rule, how it is turned off: extract settings, retrieve settings, replacements (owner, name, factory))
 ABLATIONS = [
-    ("dense sentences-in-context list (w_sentences)", {}, {"w_sentences": 0.0}, []),
     ("BM25 list (w_bm25)", {}, {"w_bm25": 0.0}, []),
     ("BM25 vote scaled by the known share of the question", {}, {}, [(rt.Retriever, "search", lambda f: _no_known_scaling(f))]),
-    ("word bridge by word embeddings (min_translation)", {}, {}, [(rt.Retriever, "_translations", lambda f: _no_bridge)]),
     ("translation's words as BM25 terms", {}, {"translated_terms": False}, []),
     ("document title in coverage", {}, {}, [(ex.Extractor, "coverage", lambda f: _no_title(f))]),
     ("neighbour sentence joins the quote (join_margin)", {"join_margin": -100.0}, {}, []),
     ("a question sentence is answered by the next one", {}, {}, [(ex.Extractor, "_asks", lambda f: lambda self, s: False)]),
     ("a sentence opening a list takes its items", {}, {}, [(ex.Extractor, "_list_after", lambda f: lambda self, s: s)]),
-    ("keyword query naming a unit is an amount query", {}, {}, [(ex, "answer_type", lambda f: ex.question_type)]),
-    ("numbers that count nothing (footnotes, years, issue numbers)", {}, {}, [(ex, "_NOT_COUNTS", lambda f: [])]),
     ("the reader's decision (abstention)", {"abstain": False}, {}, []),
 ]
 
@@ -127,7 +119,7 @@ def main() -> None:
                  f"{embedder.identity}, {translate.status(translator)}"))
     if args.part in ("reader", "both"):
         t = time.perf_counter()
-        base, rows = reader_rows(WORK / "ablation-reader")
+        base, rows = reader_rows(WORK)  # the indexes bench/quality.py and train-reader keep there
         keys = sorted(base)
         print(f"\nreader, 5-fold cross-validated, every signal: {sum(base.values())} dev questions right; "
               + ", ".join(f"{s} {l} {base[(s, l)]}" for s, l in keys) + f" ({time.perf_counter() - t:.0f} s)\n")

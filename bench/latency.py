@@ -2,17 +2,16 @@
 
 After a warm-up, every gold question goes through the pipeline --passes times. Each question is run
 twice per pass: once piece by piece, calling the engine's own parts (Retriever.query,
-Retriever._dense_chunks / _dense_sentences / _bm25 / _rrf, Retriever.search, Extractor.extract) with
+Retriever._dense_chunks / _bm25 / _rrf, Retriever.search, Extractor.extract) with
 a clock around each, and once through QA.ask, whose timings_ms are its own split. The engine is not
 changed; the embedder is wrapped to time the query embedding inside Retriever.query.
 
 Stages (ms):
   question embedding alone   embed_queries([question]) by itself
-  query: embedding           the embedding call inside Retriever.query (the question plus every
-                             question word the corpus does not know, in one batch)
-  query: terms               the rest of Retriever.query: stemming, the lexicon bridge (the question
-                             as asked: the translation's terms are in ask.* only)
-  dense chunks / dense sentences / bm25 / rrf fusion   the parts of Retriever.search
+  query: embedding           the embedding call inside Retriever.query (the question)
+  query: terms               the rest of Retriever.query: stemming (the question as asked: the
+                             translation's terms are in ask.* only)
+  dense chunks / bm25 / rrf fusion   the parts of Retriever.search
   search                     Retriever.search as called (all of the above plus top-k)
   extract                    Extractor.read on the hits (candidates' signals, the reader's decision, the quote)
   ask.*                      QA.ask's own timings_ms (translate, embed, retrieve, extract, read, total)
@@ -43,16 +42,16 @@ TARGET_RATIO = 1.25
 
 
 class TimedEmbedder(Embedder):
-    """Records the duration and batch size of the last embed_queries call."""
+    """Records the duration of the last embed_queries call."""
 
     def __init__(self, inner: Embedder):
         self.inner, self.identity, self.dim = inner, inner.identity, inner.dim
-        self.ms, self.texts = 0.0, 0
+        self.ms = 0.0
 
     def embed_queries(self, texts, progress=None):
         t = time.perf_counter()
         out = self.inner.embed_queries(texts, progress)
-        self.ms, self.texts = (time.perf_counter() - t) * 1000, len(texts)
+        self.ms = (time.perf_counter() - t) * 1000
         return out
 
     def embed_passages(self, texts, progress=None):
@@ -66,15 +65,12 @@ def one_question(qa: QA, retriever: Retriever, timed: TimedEmbedder, question: s
     query, ms = clocked(retriever.query, text)
     times["query: embedding"].append(timed.ms)
     times["query: terms"].append(ms - timed.ms)
-    times["texts per query embedding"].append(timed.texts)
     q = query.vector.reshape(1, -1).astype(np.float32)
     chunks, ms = clocked(retriever._dense_chunks, q)
     times["search: dense chunks"].append(ms)
-    sentences, ms = clocked(retriever._dense_sentences, q)
-    times["search: dense sentences"].append(ms)
     lexical, ms = clocked(retriever._bm25, query.terms)
     times["search: bm25"].append(ms)
-    lists = [(chunks, s.w_chunks), (sentences, s.w_sentences), (lexical, s.w_bm25 * query.known)]
+    lists = [(chunks, s.w_chunks), (lexical, s.w_bm25 * query.known)]
     times["search: rrf fusion"].append(clocked(retriever._rrf, lists)[1])
     hits, ms = clocked(retriever.search, query, k=max(5, qa.extractor.settings.passages))
     times["search (whole)"].append(ms)
@@ -108,11 +104,10 @@ def main() -> None:
     for question in questions[: args.warmup]:
         qa.ask(question)
 
-    stages = ["question embedding alone", "query: embedding", "query: terms", "search: dense chunks",
-              "search: dense sentences", "search: bm25", "search: rrf fusion", "search (whole)", "extract",
+    stages = ["question embedding alone", "query: embedding", "query: terms", "search: dense chunks", "search: bm25", "search: rrf fusion", "search (whole)", "extract",
               "ask.translate", "ask.embed", "ask.retrieve", "ask.extract", "ask.read", "ask.total",
               "ask.total, fr questions", "ask.total, en questions"]
-    times = {name: [] for name in [*stages, "texts per query embedding", "total / read", "sentences read"]}
+    times = {name: [] for name in [*stages, "total / read", "sentences read"]}
     for _ in range(args.passes):
         for question in questions:
             one_question(qa, retriever, timed, question, times)
@@ -125,9 +120,6 @@ def main() -> None:
     rows = [[name, pct(times[name], 50), pct(times[name], 95), pct(times[name], 99), float(np.mean(times[name]))]
             for name in stages if times[name]]
     print(table(["stage", "p50 ms", "p95 ms", "p99 ms", "mean ms"], rows))
-    sizes = times["texts per query embedding"]
-    print(f"\ntexts per query embedding call (question + unknown words): mean {np.mean(sizes):.1f}, "
-          f"max {max(sizes)}; {np.mean(np.array(sizes) > 1):.0%} of questions embed more than the question")
     total = times["ask.total"]
     ratio = times["total / read"]
     print(f"ask.total / ask.read (the reader's model work): p50 {pct(ratio, 50):.2f}, p95 {pct(ratio, 95):.2f} "

@@ -10,9 +10,9 @@ Layout of the index folder:
                          each sentence after the one before it, machine-translated into the other
                          language, float16: what a question in that language reads it by),
                          bm25/ (over chunks),
-                         lexicon.json + lexicon.faiss (the corpus's words, embedded one by one),
-                         background.npy (their mean direction: what a question about nothing in
-                         particular looks like to this corpus), lowercase.json (the words the corpus
+                         background.npy (the mean direction of the corpus's words, embedded one
+                         by one: what a question about nothing in particular looks like to this
+                         corpus), lowercase.json (the words the corpus
                          writes in lower case: see analyze.lowercase)
     cache/<key>/<sha>.npz  per-file vectors, so a rebuild embeds only added or changed files
     cache/<key>/lexicon.npz  word vectors, so a rebuild embeds only new words
@@ -62,7 +62,7 @@ from .load import LoadError, check_entry, corpus_files, file_digest, load_file, 
 from .split import SplitSettings, chunk_spans, heading_spans, list_item, list_lead, section_heading, sentence_spans
 from .types import Chunk, Document, OffsetMap, Sentence
 
-FORMAT_VERSION = 12  # of the index folder; a change forces a rebuild (12: translated contexts)
+FORMAT_VERSION = 13  # of the index folder; a change forces a rebuild (13: no word lexicon files)
 VECTORS_VERSION = 5  # of what is embedded for a file; a change forces re-embedding (5: translated sentences)
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 128  # recall@10 0.95 at 1M vectors (bench/scale.py)
 # the modules whose code decides what an index holds: a change to them makes the index stale
@@ -123,12 +123,9 @@ class Index:
     # built without translation)
     translated_vectors: np.ndarray | None
     bm25: bm25s.BM25
-    lexicon: list[str]  # the corpus's content words, for bridging a question's words to them
-    lexicon_vectors: faiss.Index
     background: np.ndarray
     lang: str
     chunk_sentences: list[range] = field(default_factory=list)  # sentences overlapping each chunk
-    sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks overlapping each sentence
     lowercase: frozenset[str] = frozenset()  # words the corpus writes in lower case (analyze.lowercase)
 
     def sentence_text(self, i: int) -> str:
@@ -479,7 +476,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: SplitSett
                     # kept at once: an interrupted build loses no more than the group being embedded
                     _write_atomic(cache / f"{_text_key(docs[i])}.npz", _npz_bytes(entry))
                     per_file[i] = entry
-            # words are embedded as queries: the bridge compares them with a question's words
+            # words are embedded as queries: their mean is what a question about nothing looks like
             if new_words:
                 known_words.update(zip(new_words, embedder.embed_queries(new_words, bar.update)))
         lexicon = {w: known_words[w] for w in words}
@@ -595,11 +592,7 @@ def _write_generation(index_dir, docs, per_file, lexicon, states, problems, embe
     np.save(tmp / "sentences.npy", stacked("sentence_vectors").astype(np.float16))  # ranks unchanged, half the RAM
     if translated:
         np.save(tmp / "translated.npy", stacked("translated_vectors").astype(np.float16))
-    (tmp / "lexicon.json").write_text(json.dumps(list(lexicon), ensure_ascii=False), encoding="utf-8")
-    flat = faiss.IndexFlatIP(dim)
     words = _stack(list(lexicon.values()), dim)
-    flat.add(words)
-    faiss.write_index(flat, str(tmp / "lexicon.faiss"))
     background = words.mean(axis=0) if len(words) else np.zeros(dim, np.float32)
     np.save(tmp / "background.npy", (background / max(float(np.linalg.norm(background)), 1e-12)).astype(np.float32))
     (tmp / "lowercase.json").write_text(json.dumps(sorted(set().union(*(analyze.lowercase(d.text) for d in docs))),
@@ -763,8 +756,6 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
             chunk_rows, sentence_rows = z["chunks"], z["sentences"]
         chunk_vectors = faiss.read_index(str(gen / "chunks.faiss"))
         context_vectors = faiss.read_index(str(gen / "contexts.faiss"))
-        lexicon = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
-        lexicon_vectors = faiss.read_index(str(gen / "lexicon.faiss"))
         background = np.load(gen / "background.npy")
         lowercase = frozenset(json.loads((gen / "lowercase.json").read_text(encoding="utf-8")))
         sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r")  # float16; rows widened when read
@@ -775,13 +766,9 @@ def _open_generation(index_dir: Path, gen: Path, corpus: Path | None, embedder_i
     chunks = [Chunk(int(d), int(s), int(e)) for d, s, e in chunk_rows]
     sentences = [Sentence(int(d), int(s), int(e)) for d, s, e in sentence_rows]
     index = Index(index_dir, manifest, documents, chunks, sentences, chunk_vectors, context_vectors, sentence_vectors,
-                  translated_vectors, retriever, lexicon, lexicon_vectors, background, manifest.get("lang", "fr"),
+                  translated_vectors, retriever, background, manifest.get("lang", "fr"),
                   lowercase=lowercase)
     index.chunk_sentences = _overlaps(chunks, sentences)
-    index.sentence_chunks = [[] for _ in sentences]
-    for c, run in enumerate(index.chunk_sentences):
-        for sid in run:
-            index.sentence_chunks[sid].append(c)
     return index
 
 

@@ -1,8 +1,7 @@
-"""Step 7, retrieve: a question -> the best chunks, from three ranked lists fused (four for a
+"""Step 7, retrieve: a question -> the best chunks, from two ranked lists fused (three for a
 follow-up: the chunks of the document an earlier turn cited).
 
-- dense chunks: the chunk's vector against the question's (FAISS);
-- dense sentences: each sentence embedded with the one before it; a chunk gets its best sentence;
+- dense chunks: the chunk's vector against the question's (FAISS; the reader's encoder);
 - BM25 over chunks, on stemmed, accent-folded words.
 
 Fusion is weighted reciprocal-rank fusion (Cormack et al., 2009): a list votes w/(k + rank). It
@@ -31,9 +30,7 @@ class RetrieveSettings:
     rrf_k: int = 10  # lists are short (tens of candidates that matter): let the top ranks count
     depth: int = 50  # how deep each list is read
     w_chunks: float = 1.0
-    w_sentences: float = 0.5
     w_bm25: float = 1.5
-    min_translation: float = 0.90  # word-to-word similarity (query: prefix on both) to accept a match
     translated_terms: bool = True  # a translation's words are BM25 terms and count in Query.known
     # a follow-up's prior: the chunks of the document the earlier turn cited, as one more ranked list
     w_prior: float = 0.5
@@ -43,9 +40,8 @@ class RetrieveSettings:
 class Query:
     text: str
     vector: np.ndarray
-    terms: list[str]  # stems, after bridging to the corpus vocabulary
-    known: float  # share of the question's words the corpus knows, as written or through the word
-    # bridge; a translation's share when higher
+    terms: list[str]  # stems the corpus uses
+    known: float  # share of the question's words the corpus knows; a translation's share when higher
     lang: str  # the question's language ("fr", "en")
 
 
@@ -78,41 +74,23 @@ class Retriever:
         vocab = [t for t in index.bm25.vocab_dict if t] if getattr(index.bm25, "vocab_dict", None) else []
         self._vocab = set(vocab)
 
-    def _translations(self, vectors: np.ndarray) -> list[list[str]]:
-        """Corpus terms for words the corpus does not use, by embedding: each word is matched with the
-        corpus's nearest words (summit -> sommet, troops -> troupes), kept only when very close."""
-        if not len(vectors) or not self.index.lexicon_vectors.ntotal:
-            return [[] for _ in range(len(vectors))]
-        sims, ids = self.index.lexicon_vectors.search(vectors.astype(np.float32), 2)
-        out = []
-        for row_sims, row_ids in zip(sims, ids):
-            words = [self.index.lexicon[i] for s, i in zip(row_sims, row_ids) if i >= 0 and s >= self.settings.min_translation]
-            terms = {analyze.stem(w, self.index.lang) for ws in map(analyze.words, words) for w in ws}
-            out.append([t for t in terms if t in self._vocab])
-        return out
-
     def query(self, text: str, lang: str | None = None, translation: str | None = None, context: str = "",
               keywords: str = "") -> Query:
-        """Embed the question, and map its words to the corpus's terms for BM25 and coverage: a word
-        the corpus uses, or one it reaches through the corpus's word vectors. A translation into the
-        documents' language adds its words. ``context``, the words a follow-up carries from earlier
+        """Embed the question, and map its words to the corpus's terms for BM25 and coverage. A
+        translation into the documents' language adds its words. ``context``, the words a follow-up carries from earlier
         turns (conversation.resolve), joins the question's embedding; ``keywords``, those of them
         that join its terms too."""
         words = analyze.words(f"{text} {keywords}")
-        found = [analyze.stem(w, self.index.lang) for w in words]
-        found = [[stem] if stem in self._vocab else [] for stem in found]
-        unknown = [w for w, f in zip(words, found) if not f and not w.isdigit()]
-        # one call: the question (with what it carries) and its unknown words
-        vectors = self.embedder.embed_queries([f"{text} {context}".rstrip(), *unknown])
-        bridged = dict(zip(unknown, self._translations(vectors[1:])))
-        terms = [t for w, f in zip(words, found) for t in (f or bridged.get(w, []))]
-        known = sum(bool(f or bridged.get(w)) for w, f in zip(words, found)) / len(words) if words else 0.0
+        stems = [analyze.stem(w, self.index.lang) for w in words]
+        terms = [t for t in stems if t in self._vocab]
+        known = len(terms) / len(words) if words else 0.0
+        vector = self.embedder.embed_queries([f"{text} {context}".rstrip()])[0]
         if translation and self.settings.translated_terms:
             t_stems = [analyze.stem(w, self.index.lang) for w in analyze.words(translation)]
             terms.extend(dict.fromkeys(t for t in t_stems if t in self._vocab and t not in terms))
             if t_stems:
                 known = max(known, sum(t in self._vocab for t in t_stems) / len(t_stems))
-        return Query(text, vectors[0], terms, known, lang or detect(text, default=self.index.lang))
+        return Query(text, vector, terms, known, lang or detect(text, default=self.index.lang))
 
     def _dense_chunks(self, q: np.ndarray) -> np.ndarray:
         n = self.index.chunk_vectors.ntotal
@@ -120,17 +98,6 @@ class Retriever:
         if n:
             sims, ids = self.index.chunk_vectors.search(q, min(n, self.settings.depth))
             scores[ids[0]] = sims[0]
-        return scores
-
-    def _dense_sentences(self, q: np.ndarray) -> np.ndarray:
-        """Per chunk, the similarity of its best sentence-in-context among the nearest ones."""
-        scores = np.zeros(len(self.index.chunks), dtype=np.float32)
-        n = self.index.context_vectors.ntotal
-        if n:
-            sims, ids = self.index.context_vectors.search(q, min(n, 4 * self.settings.depth))
-            for sim, sid in zip(sims[0][::-1], ids[0][::-1]):  # best last, so it wins
-                for c in self.index.sentence_chunks[sid]:
-                    scores[c] = max(scores[c], sim)
         return scores
 
     def _bm25(self, terms: list[str]) -> np.ndarray:
@@ -158,7 +125,7 @@ class Retriever:
         if mode == "bm25":
             fused = lexical.astype(np.float64)
         else:
-            lists = [(dense, s.w_chunks), (self._dense_sentences(q), s.w_sentences)]
+            lists = [(dense, s.w_chunks)]
             if mode == "hybrid":
                 lists.append((lexical, s.w_bm25 * query.known))
             if prior is not None:

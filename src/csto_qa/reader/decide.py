@@ -28,11 +28,8 @@ FEATURES = (
     "coverage",  # share of the question's words (rarity-weighted) the sentence or its title holds
     "typed_when", "typed_count", "typed_who", "typed_where",  # holds a span of the type asked for
     "fragment",  # a caption, a heading: no full sentence
-    "other_date",  # names years (months, weekdays), none of them the question's
-    "undated",  # its document names none of the years the question names
     "rank",  # of its passage in the retrieved list (0 = first)
     "passage",  # similarity of its passage to the question
-    "asks",  # it is itself a question (an FAQ heading), followed by its answer
 )
 # What the decision reads of a question's ranked candidates.
 DECISION = ("top", "margin", "share", "alone", "context", "relevance", "cross_lingual", "untyped", "known")
