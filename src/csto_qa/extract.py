@@ -6,8 +6,7 @@ without generating text (``Extractor.candidates``, reader/decide.py's FEATURES):
 similarity of the sentence to the question, alone and after the sentence before it (vectors made at
 build time by the fine-tuned encoder; across languages, through the sentence's translation); the
 share of the question's words it and its document's title hold; whether it holds what the question
-asks for (a date for "when"...); whether it is a fragment, names other dates than the question's,
-or sits in a document without the question's years; its passage's rank and similarity. The reader's
+asks for (a date for "when"...); whether it is a fragment; its passage's rank and similarity. The reader's
 learned model (reader/decide.py) ranks the candidates and gives the best one's confidence; below
 its threshold the engine declines. Around the best sentence, the quote takes in a neighbour that
 scores nearly as well or holds the answer's type, and the list a sentence ending with a colon opens.
