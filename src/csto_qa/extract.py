@@ -109,9 +109,9 @@ class Extractor:
         wanted = set(terms)
         if not wanted:
             return 0.0
-        present = set(analyze.stems(text, self.index.lang))
+        present = _stems(text, self.index.lang)
         if doc is not None:
-            present |= self._title(doc)
+            present = present | self._title(doc)
         total = sum(self._idf.get(t, self._idf_unknown) for t in wanted)
         return sum(self._idf.get(t, self._idf_unknown) for t in wanted & present) / total
 
@@ -239,6 +239,12 @@ class Extractor:
     def _same_paragraph(self, first: int, second: int) -> bool:
         a, b = self.index.sentences[first], self.index.sentences[second]
         return a.doc == b.doc and "\n" not in self.index.documents[a.doc].text[a.end : b.start]
+
+
+@lru_cache(maxsize=1 << 16)
+def _stems(text: str, lang: str) -> frozenset[str]:
+    """A sentence's stems, read once: the same sentences are candidates to many questions."""
+    return frozenset(analyze.stems(text, lang))
 
 
 def _idf(index: Index) -> dict[str, float]:
