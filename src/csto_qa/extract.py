@@ -64,7 +64,7 @@ LIST_CHARS = 800  # a quote that takes in the list its sentence opens stops befo
 # A picture credit closing a caption: "(Jane Doe/Agency via AP)", "(© AFP)".
 _CREDIT = re.compile(r"\([^()\n]*(?:/|\bvia\b|©)[^()\n]*\)$")
 _TABLE_SEPARATOR = re.compile(r"\|?[ \t]*:?-{2,}")
-_TYPED = {"when": "typed_when", "how_many": "typed_count", "who": "typed_who", "where": "typed_where"}
+_TYPED = {"when": "typed_when", "how_many": "typed_count", "where": "typed_where"}
 
 
 def fragment(text: str) -> bool:
@@ -143,7 +143,7 @@ class Extractor:
             partial = not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start) and fragment(text)
             f = dict.fromkeys(decide.FEATURES, 0.0)
             f.update(alone=a, context=c, coverage=self.coverage(query.terms, text, sent.doc), fragment=float(partial),
-                     rank=float(seen[sid]), passage=passage.get(hits[seen[sid]].chunk, 0.0))
+                     passage=passage.get(hits[seen[sid]].chunk, 0.0))
             if typed_column:
                 f[typed_column] = float(typed)
             rows.append([f[name] for name in decide.FEATURES])

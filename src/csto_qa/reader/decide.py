@@ -26,9 +26,8 @@ FEATURES = (
     "alone",  # reader similarity of the sentence alone to the question
     "context",  # the same for the sentence after the one before it (through its translation across languages)
     "coverage",  # share of the question's words (rarity-weighted) the sentence or its title holds
-    "typed_when", "typed_count", "typed_who", "typed_where",  # holds a span of the type asked for
+    "typed_when", "typed_count", "typed_where",  # holds a span of the type asked for
     "fragment",  # a caption, a heading: no full sentence
-    "rank",  # of its passage in the retrieved list (0 = first)
     "passage",  # similarity of its passage to the question
 )
 # What the decision reads of a question's ranked candidates.

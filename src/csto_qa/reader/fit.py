@@ -3,7 +3,9 @@ are known, and the ranking and decision of decide.py are fitted on what it measu
 
 Questions (never a test or sealed part): PIAF's dev articles, in French and in English (Apertium),
 with the questions of a fixed quarter of them asked against an index of the rest, which does not
-hold their answers; and the dev and seen parts of the repository's gold sets, over their corpora.
+hold their answers; the dev and seen parts of the repository's gold sets, over their corpora; and,
+asked of each of those corpora, which cannot answer them, OFF_TOPIC of PIAF's dev questions in each
+language: what a question about something else looks like to that corpus.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ GOLD_SETS = (
     ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl"),
 )
 TUNED = ("dev", "seen")
+OFF_TOPIC = 60
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,20 @@ def samples(qa, asked: list[Asked]) -> list[decide.Sample]:
 
 def collect(piaf_path: Path, work: Path, log=print) -> list[decide.Sample]:
     """Samples from PIAF's dev part and the gold sets' tuned parts, read by the default embedder."""
-    sets = [_piaf_set(piaf_path, "dev", work)]
-    sets += [(name, c, gold_questions(name, g)) for name, c, g in GOLD_SETS]
+    piaf_dev = _piaf_set(piaf_path, "dev", work)
+    sets = [piaf_dev]
+    sets += [(name, c, gold_questions(name, g) + _off_topic(piaf_dev[2], name)) for name, c, g in GOLD_SETS]
     return _read(sets, work, log)
+
+
+def _off_topic(asked: list[Asked], corpus: str) -> list[Asked]:
+    """A fixed sample of PIAF questions per language, as questions another corpus cannot answer."""
+    out = []
+    for lang in ("fr", "en"):
+        mine = sorted((a for a in asked if a.group.endswith(lang)),
+                      key=lambda a: hashlib.sha256(a.question.encode("utf-8")).hexdigest())
+        out += [Asked(a.question, (), (), False, f"{corpus}/off-topic-{lang}") for a in mine[:OFF_TOPIC]]
+    return out
 
 
 def collect_test(piaf_path: Path, work: Path, log=print) -> list[decide.Sample]:
