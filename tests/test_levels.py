@@ -22,14 +22,14 @@ from conftest import CORPUS, ROOT, SETS, require_apertium
 from csto_qa.evaluate import conversations, load_gold
 
 LEVELS = {
-    ("csto", "dev"): {"right": (68, 79), "hit@5": (76, 79), "declined": (6, 19), "off_topic": (6, 6), "false": (2, 79)},
-    ("csto", "seen"): {"right": (62, 78), "hit@5": (76, 78), "declined": (7, 18), "off_topic": (6, 8), "false": (2, 78)},
+    ("csto", "dev"): {"right": (68, 79), "hit@5": (76, 79), "declined": (6, 19), "off_topic": (6, 6), "false": (0, 79)},
+    ("csto", "seen"): {"right": (63, 78), "hit@5": (76, 78), "declined": (9, 18), "off_topic": (7, 8), "false": (1, 78)},
     ("fr2", "dev"): {"right": (10, 16), "hit@5": (14, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (1, 16)},
-    ("fr2", "seen"): {"right": (9, 16), "hit@5": (14, 16), "declined": (1, 4), "off_topic": (1, 2), "false": (0, 16)},
-    ("faq", "dev"): {"right": (61, 100), "hit@5": (94, 100), "declined": (6, 15), "off_topic": (5, 5), "false": (2, 100)},
-    ("faq", "seen"): {"right": (53, 100), "hit@5": (89, 100), "declined": (6, 15), "off_topic": (4, 5), "false": (3, 100)},
+    ("fr2", "seen"): {"right": (9, 16), "hit@5": (14, 16), "declined": (2, 4), "off_topic": (2, 2), "false": (0, 16)},
+    ("faq", "dev"): {"right": (60, 100), "hit@5": (94, 100), "declined": (6, 15), "off_topic": (5, 5), "false": (2, 100)},
+    ("faq", "seen"): {"right": (53, 100), "hit@5": (89, 100), "declined": (7, 15), "off_topic": (4, 5), "false": (2, 100)},
     ("en", "dev"): {"right": (19, 27), "hit@5": (26, 27), "declined": (2, 7), "off_topic": (2, 2), "false": (2, 27)},
-    ("chat", "dev"): {"follow_up": (31, 48), "topic_change": (8, 8)},
+    ("chat", "dev"): {"follow_up": (32, 48), "topic_change": (8, 8)},
 }
 CEILINGS = {"false"}  # at most; every other figure is at least
 RULED = {"topic_change"}  # decided by rules on the question's words, not by scores: no margin
