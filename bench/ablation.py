@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import time
 
-from benchlib import WORK, header, quiet, table
+from benchlib import ROOT, WORK, header, quiet, table
 from quality import outcomes
 from csto_qa import extract as ex
 from csto_qa import retrieve as rt
@@ -83,7 +83,7 @@ def cross_validated(samples, drop: tuple[str, ...] = (), folds: int = 5) -> dict
 
 
 def reader_rows(work) -> tuple[dict, list[list]]:
-    samples = fit.collect(fit.piaf.DEFAULT_PATH, work, log=quiet)
+    samples = fit.collect(fit.piaf.DEFAULT_PATH, ROOT / "gold" / "sets.json", work, log=quiet)
     base = cross_validated(samples)
     keys = sorted(base)
     rows = []

@@ -39,13 +39,9 @@ from csto_qa.extract import ExtractSettings
 from csto_qa.reader.fit import place
 from csto_qa.retrieve import RetrieveSettings
 
-# (name, corpus, gold, gold whose questions form a set of their own): gold_v2 extends gold_v1
-SETS = [
-    ("csto", ROOT / "corpus", ROOT / "gold" / "gold_v2.jsonl", ROOT / "gold" / "gold_v1.jsonl"),
-    ("fr2", ROOT / "tests" / "data" / "corpus_fr2", ROOT / "tests" / "data" / "gold_fr2.jsonl", None),
-    ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl", None),
-    ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl", None),
-]
+# (name, corpus, gold, gold whose questions form a set of their own): gold/sets.json; gold_v2 extends gold_v1
+SETS = [(s["name"], ROOT / s["corpus"], ROOT / s["gold"], ROOT / s["subset"] if s.get("subset") else None)
+        for s in json.loads((ROOT / "gold" / "sets.json").read_text(encoding="utf-8"))]
 SEALED = ROOT / "gold" / "sealed"  # one file per set, named after it
 PARTS = ("dev", "seen", "test")
 COLUMNS = ["set / part", "answerable", "accuracy", "en", "fr", "hit@1", "hit@5", "cited right",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import json
 import shutil
 from pathlib import Path
 
@@ -20,12 +21,8 @@ GOLD = ROOT / "gold" / "gold_v1.jsonl"
 DATA = ROOT / "tests" / "data"
 # Every corpus of the repository with its gold set (gold_v2 holds gold_v1's questions and more). The
 # sealed sets (gold/sealed/) are never run by the tests: they are run at the end of a piece of work.
-SETS = {
-    "csto": (CORPUS, ROOT / "gold" / "gold_v2.jsonl"),
-    "fr2": (DATA / "corpus_fr2", DATA / "gold_fr2.jsonl"),
-    "faq": (DATA / "corpus_faq", DATA / "gold_faq.jsonl"),
-    "en": (DATA / "corpus_en", DATA / "gold_en.jsonl"),
-}
+SETS = {s["name"]: (ROOT / s["corpus"], ROOT / s["gold"])
+        for s in json.loads((ROOT / "gold" / "sets.json").read_text(encoding="utf-8"))}
 
 
 def require_apertium() -> None:

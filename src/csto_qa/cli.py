@@ -81,6 +81,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-reader", help="train the reader (its adapter and decision files) from PIAF and the "
                                             "gold sets' dev parts; hours on 2 cores, with checkpoints")
     t.add_argument("--piaf", default="../shared/data/piaf", help="PIAF folder or .json, read in place")
+    t.add_argument("--sets", default="gold/sets.json",
+                   help="the gold sets whose dev and seen parts the decision learns from (default: gold/sets.json)")
     t.add_argument("--stages", default="encoder,decide,test",
                    help="comma-separated: encoder (fine-tune), decide (fit the decision), test (PIAF test figures)")
     t.add_argument("--work", default="reader-work", help="indexes of the decision stage (default: reader-work)")
@@ -101,7 +103,7 @@ def cmd_train_reader(args) -> int:
         raise UsageError(f"--stages: expected some of encoder, decide, test, not '{args.stages}'")
     changes = {k: getattr(args, k) for k in ("epochs", "seed") if getattr(args, k) is not None}
     settings = dataclasses.replace(train.Settings(), **changes)
-    train.run(Path(args.piaf), Path(args.work), Path(args.checkpoints), settings, stages, args.resume, log=_log)
+    train.run(Path(args.piaf), Path(args.sets), Path(args.work), Path(args.checkpoints), settings, stages, args.resume, log=_log)
     return 0
 
 

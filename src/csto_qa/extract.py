@@ -6,7 +6,7 @@ without generating text (``Extractor.candidates``, reader/decide.py's FEATURES):
 similarity of the sentence to the question, alone and after the sentence before it (vectors made at
 build time by the fine-tuned encoder; across languages, through the sentence's translation); the
 share of the question's words it and its document's title hold; whether it holds what the question
-asks for (a date for "when"...); whether it is a fragment; its passage's rank and similarity. The reader's
+asks for (a date for "when"...); whether it is a fragment; its passage's similarity. The reader's
 learned model (reader/decide.py) ranks the candidates and gives the best one's confidence; below
 its threshold the engine declines. Around the best sentence, the quote takes in a neighbour that
 scores nearly as well or holds the answer's type, and the list a sentence ending with a colon opens.
@@ -89,9 +89,9 @@ class Candidates:
     """A question's candidate sentences and their signals (rows of ``features``, in FEATURES order)."""
     ids: np.ndarray
     features: np.ndarray
-    typed: np.ndarray  # bool: holds a span of the type asked for
-    qtype: str
-    extra: dict  # the question-level signals the decision reads (decide.decision_row)
+    # the question-level signals the decision reads (decide.decision_row), and "typed": for each
+    # candidate, whether it holds a span of the type asked for
+    extra: dict
 
 
 class Extractor:
@@ -120,11 +120,15 @@ class Extractor:
         for rank, hit in enumerate(hits[: self.settings.passages]):
             for sid in self.index.chunk_sentences[hit.chunk]:
                 seen.setdefault(sid, rank)
+        extra = {"relevance": self.relevance(hits, query), "cross_lingual": query.lang != self.index.lang,
+                 "asks_typed": qtype in ("when", "how_many"), "typed": [], "known": query.known}
         ids = np.fromiter(seen, dtype=np.int64, count=len(seen))
+        if not len(ids):
+            return Candidates(ids, np.zeros((0, len(decide.FEATURES))), extra)
         q = query.vector.astype(np.float32)
-        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q if len(ids) else np.zeros(0, np.float32)
-        context = self.index.context_vectors.reconstruct_batch(ids) @ q if len(ids) else np.zeros(0, np.float32)
-        if self.index.translated_vectors is not None and len(ids):
+        alone = self.index.sentence_vectors[ids].astype(np.float32) @ q
+        context = self.index.context_vectors.reconstruct_batch(ids) @ q
+        if self.index.translated_vectors is not None:
             # a sentence in another language than the question's is read in context through its
             # translation into the question's language (made at build time)
             docs = self.index.documents
@@ -133,8 +137,7 @@ class Extractor:
             if foreign.any():
                 context[foreign] = self.index.translated_vectors[ids[foreign]].astype(np.float32) @ q
         typed_column = _TYPED.get(qtype)
-        passage = {h.chunk: h.dense for h in hits}
-        rows, typed_flags = [], []
+        rows = []
         for sid, a, c in zip(ids.tolist(), alone.tolist(), context.tolist()):
             sent = self.index.sentences[sid]
             doc_text = self.index.documents[sent.doc].text
@@ -143,15 +146,12 @@ class Extractor:
             partial = not table_row(doc_text, sent.start, sent.end) and not list_item(doc_text, sent.start) and fragment(text)
             f = dict.fromkeys(decide.FEATURES, 0.0)
             f.update(alone=a, context=c, coverage=self.coverage(query.terms, text, sent.doc), fragment=float(partial),
-                     passage=passage.get(hits[seen[sid]].chunk, 0.0))
+                     passage=hits[seen[sid]].dense)
             if typed_column:
                 f[typed_column] = float(typed)
             rows.append([f[name] for name in decide.FEATURES])
-            typed_flags.append(typed)
-        features = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(decide.FEATURES))
-        extra = {"relevance": self.relevance(hits, query), "cross_lingual": query.lang != self.index.lang,
-                 "asks_typed": qtype in ("when", "how_many"), "typed": typed_flags, "known": query.known}
-        return Candidates(ids, features, np.asarray(typed_flags, dtype=bool), qtype, extra)
+            extra["typed"].append(typed)
+        return Candidates(ids, np.asarray(rows, dtype=np.float64), extra)
 
     def relevance(self, hits: list[Hit], query: Query) -> float:
         """Similarity of the best passage to the question, less that of the corpus's background (the
@@ -187,7 +187,7 @@ class Extractor:
         in its paragraph when that one scores nearly as well (answers often span two sentences)."""
         ids = cands.ids.tolist()
         by_id = {sid: float(s) for sid, s in zip(ids, scores.tolist())}
-        typed = {sid for sid, t in zip(ids, cands.typed.tolist()) if t}
+        typed = {sid for sid, t in zip(ids, cands.extra["typed"]) if t}
         best = ids[order[0]]
         score = by_id[best]
         if self._asks(best):

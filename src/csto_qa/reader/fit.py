@@ -19,14 +19,6 @@ import numpy as np
 
 from . import decide, piaf
 
-ROOT = Path(__file__).resolve().parents[3]
-# (name, corpus, gold): the repository's gold sets, whose dev and seen parts the decision learns from
-GOLD_SETS = (
-    ("csto", ROOT / "corpus", ROOT / "gold" / "gold_v2.jsonl"),
-    ("fr2", ROOT / "tests" / "data" / "corpus_fr2", ROOT / "tests" / "data" / "gold_fr2.jsonl"),
-    ("faq", ROOT / "tests" / "data" / "corpus_faq", ROOT / "tests" / "data" / "gold_faq.jsonl"),
-    ("en", ROOT / "tests" / "data" / "corpus_en", ROOT / "tests" / "data" / "gold_en.jsonl"),
-)
 TUNED = ("dev", "seen")
 OFF_TOPIC = 60
 
@@ -91,6 +83,21 @@ def place(work: Path, name: str, identity: str) -> Path:
     return Path(work) / f"{name}-{''.join(ch if ch.isalnum() else '-' for ch in identity)[-60:]}"
 
 
+def gold_sets(path: Path) -> list[tuple[str, Path, Path]]:
+    """(name, corpus, gold file) of each set a sets file lists (JSON: [{"name", "corpus", "gold"}],
+    paths relative to the file's folder's parent, the repository root)."""
+    import json
+
+    from ..evaluate import GoldError
+
+    path = Path(path)
+    root = path.resolve().parent.parent
+    try:
+        return [(s["name"], root / s["corpus"], root / s["gold"]) for s in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GoldError(f"cannot read the gold sets file {path}: {exc}") from None
+
+
 def gold_questions(name: str, gold: Path, parts: tuple[str, ...] = TUNED) -> list[Asked]:
     from ..evaluate import load_gold
 
@@ -122,11 +129,12 @@ def samples(qa, asked: list[Asked]) -> list[decide.Sample]:
     return out
 
 
-def collect(piaf_path: Path, work: Path, log=print) -> list[decide.Sample]:
-    """Samples from PIAF's dev part and the gold sets' tuned parts, read by the default embedder."""
+def collect(piaf_path: Path, sets_file: Path, work: Path, log=print) -> list[decide.Sample]:
+    """Samples from PIAF's dev part and the tuned parts of the gold sets ``sets_file`` lists, read
+    by the default embedder."""
     piaf_dev = _piaf_set(piaf_path, "dev", work)
     sets = [piaf_dev]
-    sets += [(name, c, gold_questions(name, g) + _off_topic(piaf_dev[2], name)) for name, c, g in GOLD_SETS]
+    sets += [(name, c, gold_questions(name, g) + _off_topic(piaf_dev[2], name)) for name, c, g in gold_sets(sets_file)]
     return _read(sets, work, log)
 
 

@@ -109,7 +109,7 @@ class Encoder:
         with self.torch.inference_mode():
             self.model.eval()
             out = [self.encode(texts[i : i + batch], kind).numpy() for i in range(0, len(texts), batch)]
-        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), np.float32)
 
     def adapter_tensors(self) -> dict[str, np.ndarray]:
         out = {}
@@ -292,8 +292,8 @@ def _meta(settings: Settings, sizes: dict, seen: int, dev: dict, seconds: float)
             "source": "PIAF v1.0 (DINUM/Etalab, MIT), train part by article hash"}
 
 
-def run(piaf_path: Path, work: Path, checkpoints: Path, settings: Settings, stages: tuple[str, ...],
-        resume: bool = False, log=print) -> None:
+def run(piaf_path: Path, sets_file: Path, work: Path, checkpoints: Path, settings: Settings,
+        stages: tuple[str, ...], resume: bool = False, log=print) -> None:
     """The whole recipe: the encoder (its adapter file), then the decision fitted on what the engine
     reads with it (reader-decide.json), then the PIAF test figures."""
     from . import decide, fit
@@ -302,7 +302,7 @@ def run(piaf_path: Path, work: Path, checkpoints: Path, settings: Settings, stag
     if "encoder" in stages:
         train(piaf_path, adapter.SHIPPED, checkpoints, settings, resume, log)
     if "decide" in stages:
-        samples = fit.collect(piaf_path, work, log)
+        samples = fit.collect(piaf_path, sets_file, work, log)
         decide.fit(samples, log=log).save()
         log(f"wrote {decide.SHIPPED}")
     if "test" in stages:
